@@ -1,0 +1,432 @@
+"""The wire protocol of Decart's realtime service: URLs, messages, tokens and error texts.
+
+Shared by the client and the emulator, and importing neither, so that both speak exactly the same
+protocol. Messages are small frozen classes; :func:`parse_server_message` and
+:func:`parse_client_message` turn JSON text into them and reject anything malformed with
+:class:`ProtocolViolation`, whose text is fit to send back to a peer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, ClassVar, Final, Union
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import attrs
+
+from decart_sync._version import __version__
+from decart_sync.errors import (
+    DecartSDKError,
+    InsufficientCreditsError,
+    InvalidAPIKeyError,
+    InvalidBaseURLError,
+    InvalidInputError,
+    ModelNotFoundError,
+    ServerAtCapacityError,
+    SignalingError,
+)
+
+DEFAULT_BASE_URL: Final = "https://api.decart.ai"
+DEFAULT_REALTIME_BASE_URL: Final = "wss://api3.decart.ai"
+OFFICIAL_STUN_URL: Final = "stun:stun.l.google.com:19302"
+TOKENS_PATH: Final = "/v1/client/tokens"
+
+PROMPT_ACK_TIMEOUT: Final = 15.0
+SET_IMAGE_ACK_TIMEOUT: Final = 30.0
+
+CAPACITY_ERROR: Final = "Server at capacity. Please try again later."
+INSUFFICIENT_CREDITS: Final = "insufficient_credits"
+# An error whose lower-cased text contains one of these is permanent: never retried.
+PERMANENT_ERROR_MARKERS: Final = (
+    "invalid api key",
+    "unauthorized",
+    "401",
+    "permission denied",
+    "not allowed",
+    "invalid session",
+)
+
+
+class ProtocolViolation(Exception):
+    """A message that does not follow the protocol. The text says what was wrong."""
+
+
+class _Omitted:
+    """Marks a field that is left out of a message, as opposed to sent as ``null``."""
+
+    _instance: ClassVar[_Omitted | None] = None
+
+    def __new__(cls) -> _Omitted:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "OMITTED"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+OMITTED: Final = _Omitted()
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def user_agent(integration: str | None = None) -> str:
+    """The ``user_agent`` the SDK sends: ``decart-sync/<version> lang/py [integration]``."""
+    base = f"decart-sync/{__version__} lang/py"
+    return f"{base} {integration}" if integration else base
+
+
+def websocket_base(url: str) -> str:
+    """Turn a realtime base URL into a ``ws://``/``wss://`` one without a trailing slash."""
+    parts = urlsplit(url.strip()) if isinstance(url, str) else None
+    schemes = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+    if parts is None or parts.scheme.lower() not in schemes or not parts.netloc:
+        raise InvalidBaseURLError(
+            f"invalid realtime base URL {url!r}: use ws://, wss://, http:// or https:// with a host"
+        )
+    scheme = schemes[parts.scheme.lower()]
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def http_base(url: str) -> str:
+    """Validate a REST base URL (``http``/``https``) and drop its trailing slash."""
+    parts = urlsplit(url.strip()) if isinstance(url, str) else None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise InvalidBaseURLError(f"invalid base URL {url!r}: use http:// or https:// with a host")
+    return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _query(pairs: list[tuple[str, str]]) -> str:
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs)
+
+
+def realtime_url(
+    realtime_base: str,
+    *,
+    url_path: str,
+    model: str,
+    api_key: str,
+    agent: str,
+    resolution: str | None = None,
+) -> str:
+    """The producer session URL (protocol section 1)."""
+    pairs = [("api_key", api_key), ("model", model)]
+    if resolution is not None:
+        pairs.append(("resolution", resolution))
+    pairs.append(("user_agent", agent))
+    return f"{websocket_base(realtime_base)}{url_path}?{_query(pairs)}"
+
+
+def subscribe_url(
+    realtime_base: str, token: SubscribeToken, *, api_key: str, agent: str
+) -> str:
+    """The viewer URL for a subscribe token (protocol section 1)."""
+    query = _query(
+        [("IP", token.ip), ("port", str(token.port)), ("api_key", api_key), ("user_agent", agent)]
+    )
+    return f"{websocket_base(realtime_base)}/subscribe/{quote(token.sid, safe='')}?{query}"
+
+
+# --------------------------------------------------------------------------- subscribe tokens
+
+
+@attrs.frozen
+class SubscribeToken:
+    """What a subscribe token carries: the session id and the server holding it."""
+
+    sid: str
+    ip: str
+    port: int
+
+    def encode(self) -> str:
+        payload = json.dumps({"sid": self.sid, "ip": self.ip, "port": self.port})
+        return base64.urlsafe_b64encode(payload.encode()).decode()
+
+    @classmethod
+    def decode(cls, token: str) -> SubscribeToken:
+        """Parse a token; anything but base64 JSON with ``sid``, ``ip``, ``port`` is invalid."""
+        hint = "pass the producer's session.subscribe_token unchanged"
+        if not isinstance(token, str) or not token.strip():
+            raise InvalidInputError(f"invalid subscribe token: empty or not a string; {hint}")
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.strip().encode()))
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise InvalidInputError(f"invalid subscribe token: not base64 JSON; {hint}") from None
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("sid"), str)
+            or not isinstance(data.get("ip"), str)
+            or isinstance(data.get("port"), bool)
+            or not isinstance(data.get("port"), int)
+            or not data["sid"]
+        ):
+            raise InvalidInputError(f"invalid subscribe token: needs sid, ip and port; {hint}")
+        return cls(data["sid"], data["ip"], data["port"])
+
+
+# --------------------------------------------------------------------------- error texts
+
+
+def is_permanent_error(text: str) -> bool:
+    """Whether a server error text means retrying cannot help (auth and permission errors)."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in PERMANENT_ERROR_MARKERS)
+
+
+def error_from_server(text: str) -> DecartSDKError:
+    """The SDK error that a server's error text stands for."""
+    lowered = text.lower()
+    if text.strip() == CAPACITY_ERROR or "at capacity" in lowered:
+        return ServerAtCapacityError(text)
+    if INSUFFICIENT_CREDITS in lowered:
+        return InsufficientCreditsError(text)
+    if "model" in lowered and "not found" in lowered:
+        return ModelNotFoundError(text)
+    if is_permanent_error(text):
+        return InvalidAPIKeyError(text)
+    return SignalingError(text)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@attrs.frozen
+class IceCandidate:
+    """A trickled ICE candidate as the JSON carries it."""
+
+    candidate: str
+    sdpMLineIndex: int  # noqa: N815 - wire field name
+    sdpMid: str  # noqa: N815 - wire field name
+
+
+class _Message:
+    type: ClassVar[str]
+
+    def to_json(self) -> str:
+        body: dict[str, Any] = {"type": self.type}
+        for field in attrs.fields(type(self)):  # type: ignore[arg-type]
+            value = getattr(self, field.name)
+            if value is OMITTED:
+                continue
+            body[field.name] = attrs.asdict(value) if attrs.has(type(value)) else value
+        return json.dumps(body)
+
+
+@attrs.frozen
+class PromptMessage(_Message):
+    type: ClassVar[str] = "prompt"
+    prompt: str
+    enhance_prompt: bool = True
+
+
+@attrs.frozen
+class SetImageMessage(_Message):
+    type: ClassVar[str] = "set_image"
+    image_data: str | None
+    prompt: str | None | _Omitted = OMITTED
+    enhance_prompt: bool | _Omitted = OMITTED
+
+
+@attrs.frozen
+class OfferMessage(_Message):
+    type: ClassVar[str] = "offer"
+    sdp: str
+
+
+@attrs.frozen
+class IceCandidateMessage(_Message):
+    type: ClassVar[str] = "ice-candidate"
+    candidate: IceCandidate
+
+
+@attrs.frozen
+class AnswerMessage(_Message):
+    type: ClassVar[str] = "answer"
+    sdp: str
+
+
+@attrs.frozen
+class SessionIdMessage(_Message):
+    type: ClassVar[str] = "session_id"
+    session_id: str
+    server_ip: str
+    server_port: int
+
+
+@attrs.frozen
+class PromptAckMessage(_Message):
+    type: ClassVar[str] = "prompt_ack"
+    prompt: str
+    success: bool
+    error: str | None = None
+
+
+@attrs.frozen
+class SetImageAckMessage(_Message):
+    type: ClassVar[str] = "set_image_ack"
+    success: bool
+    error: str | None = None
+
+
+@attrs.frozen
+class ErrorMessage(_Message):
+    type: ClassVar[str] = "error"
+    error: str
+
+
+@attrs.frozen
+class ReadyMessage(_Message):
+    type: ClassVar[str] = "ready"
+
+
+@attrs.frozen
+class GenerationStartedMessage(_Message):
+    type: ClassVar[str] = "generation_started"
+
+
+@attrs.frozen
+class GenerationTickMessage(_Message):
+    """Sent about once a second while generating; ``seconds`` generated so far (billing)."""
+
+    type: ClassVar[str] = "generation_tick"
+    seconds: int
+
+
+@attrs.frozen
+class GenerationEndedMessage(_Message):
+    type: ClassVar[str] = "generation_ended"
+    seconds: int
+    reason: str
+
+
+ClientMessage = Union[PromptMessage, SetImageMessage, OfferMessage, IceCandidateMessage]
+ServerMessage = Union[
+    AnswerMessage,
+    IceCandidateMessage,
+    SessionIdMessage,
+    PromptAckMessage,
+    SetImageAckMessage,
+    ErrorMessage,
+    ReadyMessage,
+    GenerationStartedMessage,
+    GenerationTickMessage,
+    GenerationEndedMessage,
+]
+
+
+class _Fields:
+    """Typed access to one message's JSON fields, raising ProtocolViolation on a wrong type."""
+
+    def __init__(self, kind: str, data: dict[str, Any]) -> None:
+        self.kind = kind
+        self.data = data
+
+    def _bad(self, name: str, expected: str) -> ProtocolViolation:
+        if name not in self.data:
+            return ProtocolViolation(f"'{self.kind}' message is missing field '{name}'")
+        got = type(self.data[name]).__name__
+        return ProtocolViolation(f"'{self.kind}' field '{name}' must be {expected}, got {got}")
+
+    def str(self, name: str, *, nullable: bool = False, optional: bool = False) -> Any:
+        if name not in self.data and optional:
+            return OMITTED
+        value = self.data.get(name, OMITTED)
+        if isinstance(value, str) or (nullable and value is None):
+            return value
+        raise self._bad(name, "a string or null" if nullable else "a string")
+
+    def bool(self, name: str, *, optional: bool = False, default: Any = OMITTED) -> Any:
+        if name not in self.data and optional:
+            return default
+        value = self.data.get(name)
+        if isinstance(value, bool):
+            return value
+        raise self._bad(name, "true or false")
+
+    def int(self, name: str) -> int:
+        value = self.data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise self._bad(name, "an integer")
+
+    def optional_error(self) -> str | None:
+        value = self.data.get("error")
+        if value is None or isinstance(value, str):
+            return value
+        raise self._bad("error", "a string or null")
+
+    def candidate(self) -> IceCandidate:
+        raw = self.data.get("candidate")
+        if not isinstance(raw, dict):
+            raise self._bad("candidate", "an object")
+        inner = _Fields("ice-candidate.candidate", raw)
+        return IceCandidate(inner.str("candidate"), inner.int("sdpMLineIndex"), inner.str("sdpMid"))
+
+
+def _decode(text: str | bytes) -> dict[str, Any]:
+    if isinstance(text, bytes):
+        try:
+            text = text.decode()
+        except UnicodeDecodeError:
+            raise ProtocolViolation("invalid message: not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ProtocolViolation("invalid message: not valid JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolViolation("invalid message: expected a JSON object with a string 'type'")
+    return data
+
+
+def parse_client_message(text: str | bytes) -> ClientMessage:
+    """Parse what a client sends; strict, as the service is."""
+    data = _decode(text)
+    kind = data["type"]
+    f = _Fields(kind, data)
+    if kind == "prompt":
+        return PromptMessage(f.str("prompt"), f.bool("enhance_prompt", optional=True, default=True))
+    if kind == "set_image":
+        return SetImageMessage(
+            f.str("image_data", nullable=True),
+            f.str("prompt", nullable=True, optional=True),
+            f.bool("enhance_prompt", optional=True),
+        )
+    if kind == "offer":
+        return OfferMessage(f.str("sdp"))
+    if kind == "ice-candidate":
+        return IceCandidateMessage(f.candidate())
+    raise ProtocolViolation(f"unknown message type {kind!r}")
+
+
+def parse_server_message(text: str | bytes) -> ServerMessage | None:
+    """Parse what a server sends. Unknown types give None: a newer server may send more."""
+    data = _decode(text)
+    kind = data["type"]
+    f = _Fields(kind, data)
+    if kind == "answer":
+        return AnswerMessage(f.str("sdp"))
+    if kind == "ice-candidate":
+        return IceCandidateMessage(f.candidate())
+    if kind == "session_id":
+        return SessionIdMessage(f.str("session_id"), f.str("server_ip"), f.int("server_port"))
+    if kind == "prompt_ack":
+        return PromptAckMessage(f.str("prompt"), f.bool("success"), f.optional_error())
+    if kind == "set_image_ack":
+        return SetImageAckMessage(f.bool("success"), f.optional_error())
+    if kind == "error":
+        return ErrorMessage(f.str("error"))
+    if kind == "ready":
+        return ReadyMessage()
+    if kind == "generation_started":
+        return GenerationStartedMessage()
+    if kind == "generation_tick":
+        return GenerationTickMessage(f.int("seconds"))
+    if kind == "generation_ended":
+        return GenerationEndedMessage(f.int("seconds"), f.str("reason"))
+    return None

@@ -1,0 +1,82 @@
+"""The realtime model registry: ``models.realtime("lucy-2.1")``.
+
+Each definition carries what a session needs to know about a model: the URL path of its endpoint
+and the frame size and rate it produces (and wants as input).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from decart_sync.errors import InvalidInputError, ModelNotFoundError
+
+__all__ = ["ModelDefinition", "realtime", "realtime_model_names"]
+
+
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInputError(
+            f"ModelDefinition.{attribute.name} must be a positive int, got {value!r}"
+        )
+
+
+def _even(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    # Video codecs subsample chroma by two: odd sizes cannot be encoded as is.
+    if value % 2:
+        raise InvalidInputError(f"ModelDefinition.{attribute.name} must be even, got {value}")
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(
+            f"ModelDefinition.{attribute.name} must be a non-empty string, got {value!r}"
+        )
+
+
+def _url_path(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    _non_empty(instance, attribute, value)
+    if not value.startswith("/"):
+        raise InvalidInputError(f"ModelDefinition.url_path must start with '/', got {value!r}")
+
+
+@attrs.frozen
+class ModelDefinition:
+    """A realtime model. Use :func:`realtime` for the known ones; build one by hand for a model
+    the registry does not list yet (``ModelDefinition("my-model", "/v1/stream", 30, 1280, 704)``).
+    """
+
+    name: str = attrs.field(validator=_non_empty)
+    url_path: str = attrs.field(validator=_url_path)
+    fps: int = attrs.field(validator=_positive)
+    width: int = attrs.field(validator=[_positive, _even])
+    height: int = attrs.field(validator=[_positive, _even])
+
+
+_REGISTRY: dict[str, ModelDefinition] = {
+    d.name: d
+    for d in (
+        ModelDefinition("lucy-2.1", "/v1/stream", 30, 1088, 624),
+        ModelDefinition("lucy-2.1-vton", "/v1/stream", 30, 1088, 624),
+        ModelDefinition("lucy-restyle-2", "/v1/stream", 30, 1280, 704),
+        ModelDefinition("lucy-2", "/v1/stream", 20, 1280, 704),
+        ModelDefinition("lucy-latest", "/v1/stream", 30, 1088, 624),
+        ModelDefinition("lucy-restyle-latest", "/v1/stream", 30, 1280, 704),
+    )
+}
+
+
+def realtime_model_names() -> list[str]:
+    """Names of every known realtime model, aliases included."""
+    return list(_REGISTRY)
+
+
+def realtime(name: str) -> ModelDefinition:
+    """The definition of the realtime model ``name``; raises :class:`ModelNotFoundError`."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        known = ", ".join(_REGISTRY)
+        raise ModelNotFoundError(
+            f"unknown realtime model {name!r}; known models: {known} "
+            "(or build a ModelDefinition by hand)"
+        ) from None

@@ -1,0 +1,1 @@
+"""pytest plugin: a ``decart_emulator`` fixture (filled in by the emulator work)."""
