@@ -56,11 +56,7 @@ def _install() -> None:
             scoped = _HOST_ADDRESSES.get()
             if scoped is None:
                 return list(original(use_ipv4=use_ipv4, use_ipv6=use_ipv6))
-            return [
-                a
-                for a in scoped
-                if (use_ipv4 and ":" not in a) or (use_ipv6 and ":" in a)
-            ]
+            return [a for a in scoped if (use_ipv4 and ":" not in a) or (use_ipv6 and ":" in a)]
 
         aioice.ice.get_host_addresses = get_host_addresses
         _installed = True

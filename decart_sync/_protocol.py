@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, ClassVar, Final, Union
+from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
@@ -123,9 +123,7 @@ def realtime_url(
     return f"{websocket_base(realtime_base)}{url_path}?{_query(pairs)}"
 
 
-def subscribe_url(
-    realtime_base: str, token: SubscribeToken, *, api_key: str, agent: str
-) -> str:
+def subscribe_url(realtime_base: str, token: SubscribeToken, *, api_key: str, agent: str) -> str:
     """The viewer URL for a subscribe token (protocol section 1)."""
     query = _query(
         [("IP", token.ip), ("port", str(token.port)), ("api_key", api_key), ("user_agent", agent)]
@@ -201,8 +199,8 @@ class IceCandidate:
     """A trickled ICE candidate as the JSON carries it."""
 
     candidate: str
-    sdpMLineIndex: int  # noqa: N815 - wire field name
-    sdpMid: str  # noqa: N815 - wire field name
+    sdpMLineIndex: int  # wire field name
+    sdpMid: str  # wire field name
 
 
 class _Message:
@@ -229,7 +227,7 @@ class PromptMessage(_Message):
 class SetImageMessage(_Message):
     type: ClassVar[str] = "set_image"
     image_data: str | None
-    prompt: str | None | _Omitted = OMITTED
+    prompt: str | _Omitted | None = OMITTED
     enhance_prompt: bool | _Omitted = OMITTED
 
 
@@ -305,19 +303,19 @@ class GenerationEndedMessage(_Message):
     reason: str
 
 
-ClientMessage = Union[PromptMessage, SetImageMessage, OfferMessage, IceCandidateMessage]
-ServerMessage = Union[
-    AnswerMessage,
-    IceCandidateMessage,
-    SessionIdMessage,
-    PromptAckMessage,
-    SetImageAckMessage,
-    ErrorMessage,
-    ReadyMessage,
-    GenerationStartedMessage,
-    GenerationTickMessage,
-    GenerationEndedMessage,
-]
+ClientMessage = PromptMessage | SetImageMessage | OfferMessage | IceCandidateMessage
+ServerMessage = (
+    AnswerMessage
+    | IceCandidateMessage
+    | SessionIdMessage
+    | PromptAckMessage
+    | SetImageAckMessage
+    | ErrorMessage
+    | ReadyMessage
+    | GenerationStartedMessage
+    | GenerationTickMessage
+    | GenerationEndedMessage
+)
 
 
 class _Fields:
@@ -333,7 +331,7 @@ class _Fields:
         got = type(self.data[name]).__name__
         return ProtocolViolation(f"'{self.kind}' field '{name}' must be {expected}, got {got}")
 
-    def str(self, name: str, *, nullable: bool = False, optional: bool = False) -> Any:
+    def text(self, name: str, *, nullable: bool = False, optional: bool = False) -> Any:
         if name not in self.data and optional:
             return OMITTED
         value = self.data.get(name, OMITTED)
@@ -341,7 +339,7 @@ class _Fields:
             return value
         raise self._bad(name, "a string or null" if nullable else "a string")
 
-    def bool(self, name: str, *, optional: bool = False, default: Any = OMITTED) -> Any:
+    def flag(self, name: str, *, optional: bool = False, default: Any = OMITTED) -> Any:
         if name not in self.data and optional:
             return default
         value = self.data.get(name)
@@ -349,7 +347,7 @@ class _Fields:
             return value
         raise self._bad(name, "true or false")
 
-    def int(self, name: str) -> int:
+    def integer(self, name: str) -> int:
         value = self.data.get(name)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -366,7 +364,9 @@ class _Fields:
         if not isinstance(raw, dict):
             raise self._bad("candidate", "an object")
         inner = _Fields("ice-candidate.candidate", raw)
-        return IceCandidate(inner.str("candidate"), inner.int("sdpMLineIndex"), inner.str("sdpMid"))
+        return IceCandidate(
+            inner.text("candidate"), inner.integer("sdpMLineIndex"), inner.text("sdpMid")
+        )
 
 
 def _decode(text: str | bytes) -> dict[str, Any]:
@@ -390,15 +390,16 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     kind = data["type"]
     f = _Fields(kind, data)
     if kind == "prompt":
-        return PromptMessage(f.str("prompt"), f.bool("enhance_prompt", optional=True, default=True))
+        enhance = f.flag("enhance_prompt", optional=True, default=True)
+        return PromptMessage(f.text("prompt"), enhance)
     if kind == "set_image":
         return SetImageMessage(
-            f.str("image_data", nullable=True),
-            f.str("prompt", nullable=True, optional=True),
-            f.bool("enhance_prompt", optional=True),
+            f.text("image_data", nullable=True),
+            f.text("prompt", nullable=True, optional=True),
+            f.flag("enhance_prompt", optional=True),
         )
     if kind == "offer":
-        return OfferMessage(f.str("sdp"))
+        return OfferMessage(f.text("sdp"))
     if kind == "ice-candidate":
         return IceCandidateMessage(f.candidate())
     raise ProtocolViolation(f"unknown message type {kind!r}")
@@ -410,23 +411,23 @@ def parse_server_message(text: str | bytes) -> ServerMessage | None:
     kind = data["type"]
     f = _Fields(kind, data)
     if kind == "answer":
-        return AnswerMessage(f.str("sdp"))
+        return AnswerMessage(f.text("sdp"))
     if kind == "ice-candidate":
         return IceCandidateMessage(f.candidate())
     if kind == "session_id":
-        return SessionIdMessage(f.str("session_id"), f.str("server_ip"), f.int("server_port"))
+        return SessionIdMessage(f.text("session_id"), f.text("server_ip"), f.integer("server_port"))
     if kind == "prompt_ack":
-        return PromptAckMessage(f.str("prompt"), f.bool("success"), f.optional_error())
+        return PromptAckMessage(f.text("prompt"), f.flag("success"), f.optional_error())
     if kind == "set_image_ack":
-        return SetImageAckMessage(f.bool("success"), f.optional_error())
+        return SetImageAckMessage(f.flag("success"), f.optional_error())
     if kind == "error":
-        return ErrorMessage(f.str("error"))
+        return ErrorMessage(f.text("error"))
     if kind == "ready":
         return ReadyMessage()
     if kind == "generation_started":
         return GenerationStartedMessage()
     if kind == "generation_tick":
-        return GenerationTickMessage(f.int("seconds"))
+        return GenerationTickMessage(f.integer("seconds"))
     if kind == "generation_ended":
-        return GenerationEndedMessage(f.int("seconds"), f.str("reason"))
+        return GenerationEndedMessage(f.integer("seconds"), f.text("reason"))
     return None

@@ -14,7 +14,7 @@
     │   └── SignalingError              the server sent an ``error`` or a failed acknowledgement
     ├── DecartTimeoutError (TimeoutError)  a blocking call ran out of time
     ├── SessionClosedError              the session or client was closed or disconnected
-    └── LoopThreadError (RuntimeError)  a blocking call made where it would deadlock, or after fork()
+    └── LoopThreadError (RuntimeError)  blocking call where it would deadlock, or after fork()
 
 Every error has ``message`` (the text, with secrets redacted). Errors that come from the server
 keep the server's text in ``message``.
