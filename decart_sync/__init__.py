@@ -3,6 +3,7 @@
 from decart_sync import models
 from decart_sync._redact import get_logger as _get_logger
 from decart_sync._version import __version__
+from decart_sync.client import DecartClient
 from decart_sync.errors import (
     DecartSDKError,
     DecartTimeoutError,
@@ -19,11 +20,14 @@ from decart_sync.errors import (
     WebRTCError,
 )
 from decart_sync.models import ModelDefinition
+from decart_sync.tokens import CreateTokenResponse
 from decart_sync.types import ModelState, Prompt, SetInput
 
 _get_logger("decart_sync")
 
 __all__ = [
+    "CreateTokenResponse",
+    "DecartClient",
     "DecartSDKError",
     "DecartTimeoutError",
     "InsufficientCreditsError",

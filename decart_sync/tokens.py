@@ -1,0 +1,150 @@
+"""Client tokens: short-lived keys a backend hands to browsers and apps (``client.tokens``).
+
+``POST {base_url}/v1/client/tokens`` with the permanent key in ``X-API-KEY`` and a JSON body of
+only the fields the caller set (protocol section 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import requests
+
+from decart_sync._protocol import TOKENS_PATH
+from decart_sync._redact import get_logger, mask, redact, register_secret
+from decart_sync.errors import InvalidInputError, TokenCreateError
+
+if TYPE_CHECKING:
+    from decart_sync.client import DecartClient
+
+__all__ = ["CreateTokenResponse", "TokensClient"]
+
+_log = get_logger(__name__)
+
+MAX_LIST_ITEMS = 20
+MAX_EXPIRES_IN = 3600
+
+
+@attrs.frozen
+class CreateTokenResponse:
+    """A created client token. ``api_key`` is used exactly like an API key, until
+    ``expires_at`` (ISO-8601)."""
+
+    api_key: str = attrs.field(repr=mask)
+    expires_at: str
+    permissions: dict[str, Any] | None = None
+    constraints: dict[str, Any] | None = None
+
+
+def _string_list(name: str, value: Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidInputError(f"{name} must be a list of non-empty strings, got {value!r}")
+    items = list(value)
+    if len(items) > MAX_LIST_ITEMS:
+        raise InvalidInputError(f"{name} takes at most {MAX_LIST_ITEMS} items, got {len(items)}")
+    return items
+
+
+def _mapping(name: str, value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{name} must be a dict, got {type(value).__name__}")
+    return dict(value)
+
+
+def build_token_request(
+    *,
+    expires_in: int | None,
+    allowed_models: Sequence[str] | None,
+    allowed_origins: Sequence[str] | None,
+    metadata: Mapping[str, Any] | None,
+    constraints: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The JSON body: only the fields that were set, validated and camel-cased."""
+    body: dict[str, Any] = {}
+    if expires_in is not None:
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+            raise InvalidInputError(f"expires_in must be an int of seconds, got {expires_in!r}")
+        if not 1 <= expires_in <= MAX_EXPIRES_IN:
+            raise InvalidInputError(
+                f"expires_in must be between 1 and {MAX_EXPIRES_IN} seconds, got {expires_in}"
+            )
+        body["expiresIn"] = expires_in
+    fields = {
+        "allowedModels": _string_list("allowed_models", allowed_models),
+        "allowedOrigins": _string_list("allowed_origins", allowed_origins),
+        "metadata": _mapping("metadata", metadata),
+        "constraints": _mapping("constraints", constraints),
+    }
+    body.update({k: v for k, v in fields.items() if v is not None})
+    return body
+
+
+class TokensClient:
+    """``client.tokens``: creates client tokens with the client's permanent key."""
+
+    def __init__(self, client: DecartClient) -> None:
+        self._client = client
+
+    def create(
+        self,
+        *,
+        expires_in: int | None = None,
+        allowed_models: Sequence[str] | None = None,
+        allowed_origins: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        constraints: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> CreateTokenResponse:
+        """Create a client token. Raises :class:`TokenCreateError` (with ``.status``) when the
+        service refuses, and :class:`InvalidInputError` for bad arguments."""
+        body = build_token_request(
+            expires_in=expires_in,
+            allowed_models=allowed_models,
+            allowed_origins=allowed_origins,
+            metadata=metadata,
+            constraints=constraints,
+        )
+        client = self._client
+        url = client.base_url + TOKENS_PATH
+        try:
+            response = client._http.post(
+                url,
+                json=body,
+                headers={"X-API-KEY": client.api_key, "User-Agent": client.user_agent},
+                timeout=timeout if timeout is not None else client.timeout,
+            )
+        except requests.Timeout:
+            raise TokenCreateError(f"token request to {url} timed out") from None
+        except requests.RequestException as exc:
+            raise TokenCreateError(f"token request to {url} failed: {redact(str(exc))}") from None
+        if not 200 <= response.status_code < 300:
+            text = response.text[:2000]
+            raise TokenCreateError(
+                f"failed to create client token: HTTP {response.status_code}: {redact(text)}",
+                status=response.status_code,
+                body=text,
+            )
+        try:
+            data = response.json()
+            token = CreateTokenResponse(
+                api_key=str(data["apiKey"]),
+                expires_at=str(data["expiresAt"]),
+                permissions=data.get("permissions"),
+                constraints=data.get("constraints"),
+            )
+        except (ValueError, KeyError, TypeError):
+            raise TokenCreateError(
+                "failed to create client token: the response is not the expected JSON "
+                "(apiKey, expiresAt)",
+                status=response.status_code,
+                body=response.text[:2000],
+            ) from None
+        register_secret(token.api_key)
+        _log.debug("created client token expiring at %s", token.expires_at)
+        return token

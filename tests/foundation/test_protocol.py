@@ -1,0 +1,155 @@
+"""The wire protocol module: URLs, subscribe tokens, message parsing, server error texts."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from decart_sync import _protocol as p
+from decart_sync.errors import (
+    InsufficientCreditsError,
+    InvalidAPIKeyError,
+    InvalidBaseURLError,
+    InvalidInputError,
+    ModelNotFoundError,
+    ServerAtCapacityError,
+    SignalingError,
+)
+
+
+def test_realtime_url_percent_encodes_and_orders_query() -> None:
+    url = p.realtime_url(
+        "https://api3.decart.ai/",
+        url_path="/v1/stream",
+        model="lucy-2.1",
+        api_key="k/+ y",
+        agent="decart-sync/0.1.0 lang/py",
+    )
+    assert url == (
+        "wss://api3.decart.ai/v1/stream?api_key=k%2F%2B%20y&model=lucy-2.1"
+        "&user_agent=decart-sync%2F0.1.0%20lang%2Fpy"
+    )
+    with_res = p.realtime_url(
+        "ws://127.0.0.1:9",
+        url_path="/v1/stream",
+        model="m",
+        api_key="k",
+        agent="a",
+        resolution="720p",
+    )
+    assert with_res.startswith("ws://127.0.0.1:9/v1/stream?api_key=k&model=m&resolution=720p&")
+
+
+@pytest.mark.parametrize("bad", ["ftp://x", "api3.decart.ai", "", "wss://", None])
+def test_bad_base_urls_are_rejected(bad: object) -> None:
+    with pytest.raises(InvalidBaseURLError):
+        p.websocket_base(bad)  # type: ignore[arg-type]
+
+
+def test_subscribe_token_round_trip_and_url() -> None:
+    token = p.SubscribeToken("abc123", "127.0.0.1", 8765)
+    encoded = token.encode()
+    assert json.loads(base64.urlsafe_b64decode(encoded)) == {
+        "sid": "abc123",
+        "ip": "127.0.0.1",
+        "port": 8765,
+    }
+    assert p.SubscribeToken.decode(encoded) == token
+    url = p.subscribe_url("ws://127.0.0.1:8765", token, api_key="k", agent="a")
+    assert (
+        url == "ws://127.0.0.1:8765/subscribe/abc123?IP=127.0.0.1&port=8765&api_key=k&user_agent=a"
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "not base64 !!",
+        base64.urlsafe_b64encode(b"[1,2]").decode(),
+        base64.urlsafe_b64encode(b'{"sid": "a", "ip": "x"}').decode(),
+        base64.urlsafe_b64encode(b'{"sid": "a", "ip": "x", "port": "80"}').decode(),
+    ],
+)
+def test_malformed_subscribe_tokens_are_invalid_input(bad: str) -> None:
+    with pytest.raises(InvalidInputError, match="subscribe token"):
+        p.SubscribeToken.decode(bad)
+
+
+def test_set_image_distinguishes_omitted_from_null() -> None:
+    msg = p.SetImageMessage(image_data=None, prompt=None)
+    assert json.loads(msg.to_json()) == {"type": "set_image", "image_data": None, "prompt": None}
+    only_image = p.SetImageMessage(image_data="QUJD")
+    assert json.loads(only_image.to_json()) == {"type": "set_image", "image_data": "QUJD"}
+    parsed = p.parse_client_message(only_image.to_json())
+    assert isinstance(parsed, p.SetImageMessage)
+    assert parsed.prompt is p.OMITTED
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{", "not valid JSON"),
+        ("[]", "'type'"),
+        ('{"type": "dance"}', "unknown message type"),
+        ('{"type": "prompt"}', "missing field 'prompt'"),
+        ('{"type": "prompt", "prompt": 3}', "must be a string"),
+        ('{"type": "prompt", "prompt": "a", "enhance_prompt": "yes"}', "true or false"),
+        ('{"type": "ice-candidate", "candidate": "x"}', "an object"),
+        (b"\xff\xfe", "UTF-8"),
+    ],
+)
+def test_client_message_parsing_is_strict(text: str | bytes, fragment: str) -> None:
+    with pytest.raises(p.ProtocolViolation, match=fragment):
+        p.parse_client_message(text)
+
+
+def test_server_messages_parse_and_unknown_types_are_ignored() -> None:
+    tick = p.parse_server_message('{"type": "generation_tick", "seconds": 3}')
+    assert tick == p.GenerationTickMessage(3)
+    ack = p.parse_server_message('{"type": "prompt_ack", "prompt": "a", "success": false}')
+    assert ack == p.PromptAckMessage("a", False, None)
+    assert p.parse_server_message('{"type": "livekit_join", "room": "r"}') is None
+    with pytest.raises(p.ProtocolViolation):
+        p.parse_server_message('{"type": "session_id", "session_id": "s"}')
+
+
+@given(
+    st.text(min_size=1),
+    st.booleans(),
+    st.one_of(st.none(), st.text()),
+)
+def test_messages_round_trip(prompt: str, enhance: bool, image: str | None) -> None:
+    for msg in (
+        p.PromptMessage(prompt, enhance),
+        p.SetImageMessage(image, prompt, enhance),
+        p.IceCandidateMessage(p.IceCandidate("candidate:1 1 udp 1 127.0.0.1 9 typ host", 0, "0")),
+    ):
+        assert p.parse_client_message(msg.to_json()) == msg
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "permanent"),
+    [
+        (p.CAPACITY_ERROR, ServerAtCapacityError, False),
+        ("insufficient_credits", InsufficientCreditsError, False),
+        ("Invalid API key", InvalidAPIKeyError, True),
+        ("Permission denied: model 'x' is not allowed", InvalidAPIKeyError, True),
+        ("HTTP 401", InvalidAPIKeyError, True),
+        ("Model not found: 'x'", ModelNotFoundError, False),
+        ("something odd", SignalingError, False),
+    ],
+)
+def test_server_error_texts_map_to_types(text: str, kind: type, permanent: bool) -> None:
+    assert isinstance(p.error_from_server(text), kind)
+    assert p.is_permanent_error(text) is permanent
+
+
+def test_user_agent_names_sdk_and_integration() -> None:
+    assert p.user_agent().startswith("decart-sync/")
+    assert p.user_agent().endswith(" lang/py")
+    assert p.user_agent("flask-app").endswith(" lang/py flask-app")
