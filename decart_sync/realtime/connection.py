@@ -1,0 +1,420 @@
+"""One realtime connection: a signaling WebSocket plus one aiortc peer connection.
+
+Lives entirely on the loop thread. :meth:`Connection.open` walks the protocol's order (section 3
+for a producer, section 4 for a viewer) and returns once the peer connection is ``connected``;
+afterwards the connection reports what happens to a :class:`ConnectionListener` and carries
+control messages with their acknowledgements. A connection is used once: a reconnect makes a new
+one. This is the only module that knows the plain offer/answer transport, so another transport
+(LiveKit, protocol section 9) would be a sibling of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import attrs
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
+
+from decart_sync import _ice, _protocol
+from decart_sync._protocol import OMITTED, _Omitted
+from decart_sync._redact import get_logger
+from decart_sync.errors import (
+    DecartSDKError,
+    DecartTimeoutError,
+    InsufficientCreditsError,
+    SessionClosedError,
+    WebRTCError,
+)
+from decart_sync.realtime.signaling import SignalingChannel
+
+if TYPE_CHECKING:
+    from decart_sync.media.sources import VideoSource
+    from decart_sync.models import ModelDefinition
+
+_log = get_logger(__name__)
+
+Role = Literal["producer", "viewer"]
+
+
+@attrs.frozen
+class AckedState:
+    """The model state the server has acknowledged; a reconnect restores exactly this."""
+
+    prompt: str | None = None
+    enhance: bool = True
+    image_b64: str | None = attrs.field(default=None, repr=lambda v: "<image>" if v else "None")
+
+    def initial_message(self) -> _protocol.PromptMessage | _protocol.SetImageMessage:
+        """The message that establishes this state first thing on a new connection."""
+        if self.image_b64 is not None:
+            return _protocol.SetImageMessage(self.image_b64, self.prompt, self.enhance)
+        if self.prompt is not None:
+            return _protocol.PromptMessage(self.prompt, self.enhance)
+        return _protocol.SetImageMessage(None, None)  # passthrough
+
+    def after_prompt(self, prompt: str, enhance: bool) -> AckedState:
+        return attrs.evolve(self, prompt=prompt, enhance=enhance)
+
+    def after_set_image(
+        self, image_b64: str | None, prompt: str | _Omitted | None, enhance: bool | _Omitted
+    ) -> AckedState:
+        return AckedState(
+            prompt=self.prompt if isinstance(prompt, _Omitted) else prompt,
+            enhance=self.enhance if isinstance(enhance, _Omitted) else enhance,
+            image_b64=image_b64,
+        )
+
+
+class ConnectionListener(Protocol):
+    """What a connection reports, on the loop thread."""
+
+    def on_connection_state(self, connection: Connection, state: str) -> None: ...
+    def on_session_id(
+        self, connection: Connection, message: _protocol.SessionIdMessage
+    ) -> None: ...
+    def on_tick(self, connection: Connection, message: _protocol.GenerationTickMessage) -> None: ...
+    def on_server_error(self, connection: Connection, error: DecartSDKError) -> None: ...
+    def on_video_frame(self, connection: Connection, frame: Any) -> None: ...
+    def on_source_error(self, error: DecartSDKError) -> None: ...
+    def on_lost(self, connection: Connection, error: DecartSDKError) -> None: ...
+
+
+def _ack_timeout(requested: float | None, protocol_default: float) -> float:
+    return protocol_default if requested is None else requested
+
+
+class Connection:
+    """A producer's or a viewer's single connection attempt and, if it opens, its life."""
+
+    def __init__(
+        self,
+        *,
+        role: Role,
+        url: str,
+        listener: ConnectionListener,
+        model: ModelDefinition | None = None,
+        source: VideoSource | None = None,
+        ice_servers: Any = None,
+        media_executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        self.role = role
+        self._url = url
+        self._listener = listener
+        self._model = model
+        self._source = source
+        self._media_executor = media_executor
+        host = urlsplit(url).hostname or ""
+        self._loopback = _ice.is_loopback_host(host)
+        self._gather_on = [_ice.loopback_address_for(host)] if self._loopback else None
+        self._ice_servers = ice_servers
+        self._signaling: SignalingChannel | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._local_track: MediaStreamTrack | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Connect-phase waits; an `error` message or a drop fails whichever is pending.
+        self._opening: asyncio.Future[None] | None = None
+        self._answer: asyncio.Future[str] | None = None
+        self._remote_candidates: list[_protocol.IceCandidate] = []
+        self._remote_description_set = False
+        # Acks: prompt acks are matched by prompt text; one set_image is outstanding at a time.
+        self._prompt_acks: dict[str, collections.deque[asyncio.Future[None]]] = {}
+        self._image_ack: asyncio.Future[None] | None = None
+        self._open = False
+        self._ended = False
+        self.session_id: str | None = None
+
+    # ------------------------------------------------------------------ opening
+
+    async def open(self, initial: AckedState | None, *, ack_timeout: float | None = None) -> None:
+        """Run the protocol until the peer connection is connected. The caller bounds the
+        total time (cancelling this coroutine closes everything it opened)."""
+        loop = asyncio.get_running_loop()
+        self._opening = loop.create_future()
+        try:
+            self._signaling = await SignalingChannel.open(
+                self._url,
+                timeout=30.0,
+                on_message=self._on_message,
+                on_closed=self._on_signaling_closed,
+            )
+            if self.role == "producer":
+                await self._send_and_wait(
+                    (initial or AckedState()).initial_message(), timeout=ack_timeout
+                )
+            self._pc = self._create_peer_connection()
+            await self._negotiate()
+            await self._race(self._opening)
+            self._open = True
+        except BaseException:
+            await self.close()
+            raise
+
+    def _create_peer_connection(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(_ice.rtc_configuration(self._ice_servers, loopback=self._loopback))
+        if self.role == "producer":
+            assert self._source is not None and self._model is not None
+            self._local_track = self._source.open_track(
+                width=self._model.width,
+                height=self._model.height,
+                fps=self._model.fps,
+                executor=self._media_executor,
+                on_error=self._listener.on_source_error,
+            )
+            pc.addTrack(self._local_track)
+        else:
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._spawn(self._drain(track))
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            self._on_pc_state(pc.connectionState)
+
+        return pc
+
+    async def _negotiate(self) -> None:
+        assert self._pc is not None and self._signaling is not None
+        self._answer = asyncio.get_running_loop().create_future()
+        with _ice.host_addresses(self._gather_on):
+            await self._pc.setLocalDescription(await self._pc.createOffer())
+        await self._signaling.send(_protocol.OfferMessage(self._pc.localDescription.sdp))
+        sdp = await self._race(self._answer)
+        with _ice.host_addresses(self._gather_on):
+            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self._remote_description_set = True
+        for candidate in self._remote_candidates:
+            await self._add_candidate(candidate)
+        self._remote_candidates.clear()
+
+    async def _race(self, waiter: asyncio.Future[Any]) -> Any:
+        """Wait for ``waiter`` unless the connect fails first (error message, drop)."""
+        assert self._opening is not None
+        if waiter is self._opening:
+            return await asyncio.shield(waiter)
+        done, _ = await asyncio.wait({waiter, self._opening}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            return waiter.result()
+        self._opening.result()  # raises the failure
+        raise WebRTCError("connection ended while connecting")
+
+    async def _add_candidate(self, candidate: _protocol.IceCandidate) -> None:
+        assert self._pc is not None
+        text = candidate.candidate
+        if text.startswith("candidate:"):
+            text = text[len("candidate:") :]
+        if not text.strip():
+            return  # an end-of-candidates marker
+        try:
+            rtc = candidate_from_sdp(text)
+        except (AssertionError, ValueError, IndexError):
+            _log.warning("ignoring malformed ICE candidate from server: %r", candidate.candidate)
+            return
+        rtc.sdpMid = candidate.sdpMid
+        rtc.sdpMLineIndex = candidate.sdpMLineIndex
+        await self._pc.addIceCandidate(rtc)
+
+    # ------------------------------------------------------------------ incoming
+
+    def _on_message(self, message: _protocol.ServerMessage) -> None:
+        if self._ended:
+            return
+        if isinstance(message, _protocol.AnswerMessage):
+            if self._answer is not None and not self._answer.done():
+                self._answer.set_result(message.sdp)
+        elif isinstance(message, _protocol.IceCandidateMessage):
+            if self._remote_description_set:
+                self._spawn(self._add_candidate(message.candidate))
+            else:
+                self._remote_candidates.append(message.candidate)
+        elif isinstance(message, _protocol.SessionIdMessage):
+            self.session_id = message.session_id
+            self._listener.on_session_id(self, message)
+        elif isinstance(message, _protocol.PromptAckMessage):
+            waiters = self._prompt_acks.get(message.prompt)
+            if waiters:
+                self._settle(waiters.popleft(), message.success, message.error)
+                if not waiters:
+                    del self._prompt_acks[message.prompt]
+        elif isinstance(message, _protocol.SetImageAckMessage):
+            if self._image_ack is not None:
+                self._settle(self._image_ack, message.success, message.error)
+                self._image_ack = None
+        elif isinstance(message, _protocol.ErrorMessage):
+            self._on_error_message(_protocol.error_from_server(message.error))
+        elif isinstance(message, _protocol.GenerationStartedMessage):
+            self._listener.on_connection_state(self, "generating")
+        elif isinstance(message, _protocol.GenerationTickMessage):
+            self._listener.on_tick(self, message)
+        elif isinstance(message, _protocol.GenerationEndedMessage):
+            _log.info("generation ended after %ss: %s", message.seconds, message.reason)
+            if _protocol.INSUFFICIENT_CREDITS in message.reason.lower():
+                self._on_error_message(InsufficientCreditsError(message.reason))
+
+    @staticmethod
+    def _settle(waiter: asyncio.Future[None], success: bool, error: str | None) -> None:
+        if waiter.done():
+            return
+        if success:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(_protocol.error_from_server(error or "request failed"))
+
+    def _on_error_message(self, error: DecartSDKError) -> None:
+        # Protocol: an error fails every pending wait at once; during connect it fails connect.
+        self._fail_pending(error)
+        if not self._open:
+            if self._opening is not None and not self._opening.done():
+                self._opening.set_exception(error)
+        else:
+            self._listener.on_server_error(self, error)
+
+    def _on_signaling_closed(self, error: DecartSDKError | None) -> None:
+        self._lose(error or WebRTCError("the server closed the signaling connection"))
+
+    def _on_pc_state(self, state: str) -> None:
+        if self._ended:
+            return
+        if state == "connected":
+            if self._opening is not None and not self._opening.done():
+                self._opening.set_result(None)
+            self._listener.on_connection_state(self, "connected")
+        elif state in ("failed", "closed"):
+            self._lose(WebRTCError(f"peer connection {state}"))
+
+    def _lose(self, error: DecartSDKError) -> None:
+        """The connection ended without being asked to."""
+        if self._ended:
+            return
+        self._fail_pending(error)
+        if not self._open:
+            if self._opening is not None and not self._opening.done():
+                self._opening.set_exception(error)
+            return
+        self._ended = True
+        self._listener.on_lost(self, error)
+
+    def _fail_pending(self, error: BaseException) -> None:
+        for waiters in self._prompt_acks.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
+        self._prompt_acks.clear()
+        if self._image_ack is not None and not self._image_ack.done():
+            self._image_ack.set_exception(error)
+        self._image_ack = None
+
+    async def _drain(self, track: MediaStreamTrack) -> None:
+        # Always read the remote track: aiortc queues decoded frames without bound otherwise.
+        video = track.kind == "video"
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if video and not self._ended:
+                self._listener.on_video_frame(self, frame)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ control
+
+    async def _send_and_wait(
+        self,
+        message: _protocol.PromptMessage | _protocol.SetImageMessage,
+        *,
+        timeout: float | None,
+    ) -> None:
+        if self._signaling is None or self._ended:
+            raise SessionClosedError("the connection is closed")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if isinstance(message, _protocol.PromptMessage):
+            self._prompt_acks.setdefault(message.prompt, collections.deque()).append(waiter)
+            limit = _ack_timeout(timeout, _protocol.PROMPT_ACK_TIMEOUT)
+            what = "prompt_ack"
+        else:
+            if self._image_ack is not None and not self._image_ack.done():
+                raise WebRTCError("a set_image is already waiting for its acknowledgement")
+            self._image_ack = waiter
+            limit = _ack_timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
+            what = "set_image_ack"
+        await self._signaling.send(message)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), limit)
+        except asyncio.TimeoutError:
+            self._forget(waiter)
+            raise DecartTimeoutError(f"no {what} from the server within {limit:g}s") from None
+        except asyncio.CancelledError:
+            self._forget(waiter)
+            raise
+
+    def _forget(self, waiter: asyncio.Future[None]) -> None:
+        if self._image_ack is waiter:
+            self._image_ack = None
+        for waiters in self._prompt_acks.values():
+            if waiter in waiters:
+                waiters.remove(waiter)
+        waiter.cancel()
+
+    async def send_prompt(self, prompt: str, enhance: bool, timeout: float | None) -> None:
+        await self._send_and_wait(_protocol.PromptMessage(prompt, enhance), timeout=timeout)
+
+    async def send_set_image(
+        self,
+        image_b64: str | None,
+        prompt: str | _Omitted | None = OMITTED,
+        enhance: bool | _Omitted = OMITTED,
+        timeout: float | None = None,
+    ) -> None:
+        message = _protocol.SetImageMessage(image_b64, prompt, enhance)
+        await self._send_and_wait(message, timeout=timeout)
+
+    async def round_trip_time(self) -> float | None:
+        """Seconds, from the peer connection's RTCP reports; None until one arrives."""
+        if self._pc is None:
+            return None
+        report = await self._pc.getStats()
+        for stats in report.values():
+            rtt = getattr(stats, "roundTripTime", None)
+            if getattr(stats, "type", "") == "remote-inbound-rtp" and rtt is not None:
+                return float(rtt)
+        return None
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self) -> None:
+        """Close everything this connection opened. Idempotent; reports nothing."""
+        self._ended = True
+        self._fail_pending(SessionClosedError("the session was disconnected"))
+        if self._opening is not None:
+            if self._opening.done() and not self._opening.cancelled():
+                self._opening.exception()  # consumed: the failure already reached the caller
+            else:
+                self._opening.cancel()
+        if self._answer is not None and not self._answer.done():
+            self._answer.cancel()
+        pc, self._pc = self._pc, None
+        if pc is not None:
+            await pc.close()
+        if self._local_track is not None:
+            self._local_track.stop()
+        signaling, self._signaling = self._signaling, None
+        if signaling is not None:
+            await signaling.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait(self._tasks, timeout=2)

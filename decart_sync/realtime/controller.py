@@ -1,0 +1,313 @@
+"""The loop-side core of one session: its state, its current connection, reconnects, control.
+
+A :class:`SessionController` outlives its connections. It turns what a :class:`Connection`
+reports into the session's public state and events, publishes remote frames into the session's
+:class:`FrameHub`, serialises control calls (so acknowledgements never cross), and after an
+unexpected drop reconnects in the background with the acknowledged state restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from decart_sync import _protocol
+from decart_sync._redact import get_logger
+from decart_sync.errors import (
+    DecartSDKError,
+    DecartTimeoutError,
+    SessionClosedError,
+    WebRTCError,
+)
+from decart_sync.realtime.connection import AckedState, Connection, Role
+from decart_sync.realtime.events import EventEmitter
+from decart_sync.realtime.retry import ReconnectPolicy, is_permanent
+from decart_sync.realtime.stats import RateMeter
+
+if TYPE_CHECKING:
+    from decart_sync.media.sources import VideoSource
+    from decart_sync.models import ModelDefinition
+    from decart_sync.realtime.frames import FrameHub
+
+_log = get_logger(__name__)
+
+StateListener = Callable[[str], None]
+
+
+def as_sdk_error(exc: BaseException) -> DecartSDKError:
+    if isinstance(exc, DecartSDKError):
+        return exc
+    return WebRTCError(f"connection failed: {type(exc).__name__}: {exc}")
+
+
+class SessionController:
+    """Owns one session's connections; every method runs on the loop thread."""
+
+    def __init__(
+        self,
+        *,
+        role: Role,
+        url: str,
+        hub: FrameHub,
+        emitter: EventEmitter,
+        on_state: StateListener,
+        model: ModelDefinition | None = None,
+        source: VideoSource | None = None,
+        ice_servers: Any = None,
+        policy: ReconnectPolicy | None = None,
+        connect_timeout: float = 30.0,
+        media_executor: concurrent.futures.Executor | None = None,
+        on_remote_stream: Callable[[Any], None] | None = None,
+        remote_stream_handle: Any = None,
+    ) -> None:
+        self.role = role
+        self._url = url
+        self._hub = hub
+        self._emitter = emitter
+        self._on_state = on_state
+        self._model = model
+        self._source = source
+        self._ice_servers = ice_servers
+        self._policy = policy or ReconnectPolicy()
+        self._connect_timeout = connect_timeout
+        self._media_executor = media_executor
+        self._on_remote_stream = on_remote_stream
+        self._remote_stream_handle = remote_stream_handle
+        self.state = "disconnected"
+        self.session_id: str | None = None
+        self.subscribe_token: str | None = None
+        self.acked = AckedState()
+        self.final_error: DecartSDKError | None = None
+        self.fps_out = RateMeter()
+        self._connection: Connection | None = None
+        self._ready: asyncio.Event | None = None
+        self._ended: asyncio.Event | None = None
+        self._control_lock: asyncio.Lock | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._remote_stream_announced = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ state
+
+    def _set_state(self, state: str) -> None:
+        current = self.state
+        if state == current or (current == "disconnected" and state not in ("connecting",)):
+            return
+        # `generating` is sticky: the peer connection (re)reporting `connected` does not undo it.
+        if current == "generating" and state == "connected":
+            return
+        self.state = state
+        self._on_state(state)
+        self._emitter.emit("connection_change", state)
+
+    # ------------------------------------------------------------------ connecting
+
+    async def start(self, initial: AckedState) -> None:
+        """Open the first connection (bounded by the connect timeout)."""
+        self._ready = asyncio.Event()
+        self._ended = asyncio.Event()
+        self._control_lock = asyncio.Lock()
+        self.state = "connecting"
+        self._on_state("connecting")
+        self._emitter.emit("connection_change", "connecting")
+        try:
+            await self._open_bounded(initial)
+        except BaseException as exc:
+            self.final_error = as_sdk_error(exc) if isinstance(exc, Exception) else None
+            await self.close()
+            raise
+        self.acked = initial
+
+    async def _open_bounded(self, initial: AckedState) -> None:
+        connection = Connection(
+            role=self.role,
+            url=self._url,
+            listener=self,
+            model=self._model,
+            source=self._source,
+            ice_servers=self._ice_servers,
+            media_executor=self._media_executor,
+        )
+        self._connection = connection
+        try:
+            await asyncio.wait_for(connection.open(initial), self._connect_timeout)
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, DecartSDKError):
+                raise
+            raise DecartTimeoutError(
+                f"could not connect within {self._connect_timeout:g}s; pass a larger timeout= "
+                "or check that the server is reachable"
+            ) from None
+        assert self._ready is not None
+        self._ready.set()
+
+    # ------------------------------------------------------------------ listener (Connection)
+
+    def _current(self, connection: Connection) -> bool:
+        return connection is self._connection and not self._closed
+
+    def on_connection_state(self, connection: Connection, state: str) -> None:
+        if self._current(connection):
+            self._set_state(state)
+
+    def on_session_id(self, connection: Connection, message: _protocol.SessionIdMessage) -> None:
+        if not self._current(connection):
+            return
+        self.session_id = message.session_id
+        if self.role == "producer":
+            token = _protocol.SubscribeToken(
+                message.session_id, message.server_ip, message.server_port
+            )
+            self.subscribe_token = token.encode()
+
+    def on_tick(self, connection: Connection, message: _protocol.GenerationTickMessage) -> None:
+        if self._current(connection):
+            self._emitter.emit("generation_tick", message)
+
+    def on_server_error(self, connection: Connection, error: DecartSDKError) -> None:
+        if self._current(connection):
+            self._emitter.emit("error", error)
+
+    def on_source_error(self, error: DecartSDKError) -> None:
+        if not self._closed:
+            self._emitter.emit("error", error)
+
+    def on_video_frame(self, connection: Connection, frame: Any) -> None:
+        if not self._current(connection):
+            return
+        self._hub.publish(frame)
+        self.fps_out.record()
+        if not self._remote_stream_announced:
+            self._remote_stream_announced = True
+            if self._on_remote_stream is not None:
+                self._emitter.call(
+                    self._on_remote_stream, self._remote_stream_handle, "on_remote_stream"
+                )
+
+    def on_lost(self, connection: Connection, error: DecartSDKError) -> None:
+        if not self._current(connection):
+            return
+        _log.info("connection lost: %s", error.message)
+        self._connection = None
+        assert self._ready is not None
+        self._ready.clear()
+        self._spawn(connection.close())
+        if self._policy.attempts > 0 and not is_permanent(error):
+            self._reconnect_task = self._spawn(self._reconnect(error))
+        else:
+            self._spawn(self._fail(error))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ reconnect
+
+    async def _reconnect(self, error: DecartSDKError) -> None:
+        self._set_state("reconnecting")
+        last = error
+        for attempt in range(1, self._policy.attempts + 1):
+            await asyncio.sleep(self._policy.delay(attempt))
+            if self._closed:
+                return
+            try:
+                await self._open_bounded(self.acked)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                last = as_sdk_error(exc)
+                _log.info("reconnect attempt %d failed: %s", attempt, last.message)
+                self._connection = None
+                if is_permanent(last):
+                    break
+                continue
+            _log.info("reconnected on attempt %d", attempt)
+            return
+        await self._fail(last)
+
+    async def _fail(self, error: DecartSDKError) -> None:
+        """No connection is coming back: the session ends with ``error``."""
+        if self._closed:
+            return
+        self.final_error = error
+        self._emitter.emit("error", error)
+        await self._shut(error)
+
+    # ------------------------------------------------------------------ control
+
+    async def control(
+        self,
+        operation: Callable[[Connection], Awaitable[None]],
+        update: Callable[[AckedState], AckedState],
+        *,
+        limit: float,
+        what: str,
+    ) -> None:
+        """Run one control exchange on the live connection, one at a time per session.
+
+        Waiting for the lock and for a reconnect counts toward ``limit``."""
+        lock = self._control_lock
+        assert lock is not None
+
+        async def exchange() -> None:
+            async with lock:
+                connection = await self._wait_ready()
+                await operation(connection)
+                self.acked = update(self.acked)
+
+        try:
+            await asyncio.wait_for(exchange(), limit)
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, DecartTimeoutError):
+                raise
+            raise DecartTimeoutError(f"{what} was not acknowledged within {limit:g}s") from None
+
+    async def _wait_ready(self) -> Connection:
+        assert self._ready is not None and self._ended is not None
+        while True:
+            if self._closed or self._ended.is_set():
+                raise self.final_error or SessionClosedError("the session is disconnected")
+            if self._ready.is_set() and self._connection is not None:
+                return self._connection
+            ready = asyncio.ensure_future(self._ready.wait())
+            ended = asyncio.ensure_future(self._ended.wait())
+            try:
+                await asyncio.wait({ready, ended}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+                ended.cancel()
+
+    async def round_trip_time(self) -> float | None:
+        connection = self._connection
+        return await connection.round_trip_time() if connection is not None else None
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self) -> None:
+        """Asked-for end: no reconnect, iterators end cleanly. Idempotent."""
+        await self._shut(None)
+
+    async def _shut(self, error: DecartSDKError | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._ended is not None:
+            self._ended.set()
+        task = self._reconnect_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+        self.state = "disconnected"
+        self._on_state("disconnected")
+        self._emitter.emit("connection_change", "disconnected")
+        self._hub.close(error)

@@ -1,0 +1,121 @@
+"""``client.realtime``: sessions bound to a :class:`DecartClient` (its key, URLs, loop thread)."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from decart_sync import models as _models
+from decart_sync._protocol import user_agent
+from decart_sync.errors import InvalidInputError
+from decart_sync.models import ModelDefinition
+from decart_sync.realtime.options import RealtimeConnectOptions, SubscribeOptions
+from decart_sync.realtime.retry import ReconnectPolicy
+from decart_sync.realtime.session import (
+    RealtimeClient,
+    SubscribeClient,
+    _connect_producer,
+    _connect_viewer,
+)
+from decart_sync.types import ImageInput, ModelState, Prompt
+
+if TYPE_CHECKING:
+    from decart_sync.client import DecartClient
+
+
+class RealtimeNamespace:
+    """Opens sessions with the client's credentials; :meth:`DecartClient.close` ends them."""
+
+    def __init__(self, client: DecartClient) -> None:
+        self._client = client
+        self._sessions: weakref.WeakSet[RealtimeClient | SubscribeClient] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def connect(
+        self,
+        model: str | ModelDefinition,
+        source: Any = None,
+        *,
+        prompt: str | None = None,
+        image: ImageInput | None = None,
+        enhance: bool = True,
+        initial_state: ModelState | None = None,
+        on_remote_stream: Callable[[Any], None] | None = None,
+        ice_servers: Sequence[Any] | None = None,
+        resolution: str | None = None,
+        reconnect: ReconnectPolicy | None = None,
+        timeout: float | None = None,
+    ) -> RealtimeClient:
+        """Open a producer session and return once it is connected.
+
+        ``model`` is a name (``"lucy-2.1"``) or a definition. ``source`` is anything
+        ``decart_sync.media.as_source`` accepts; without one the session gets a
+        :class:`~decart_sync.media.PushSource` and you feed it with ``session.send(frame)``.
+        The initial state is ``initial_state``, or ``prompt``/``image``/``enhance`` for short.
+        """
+        from decart_sync.media.sources import PushSource
+
+        definition = _models.realtime(model) if isinstance(model, str) else model
+        if initial_state is not None and (prompt is not None or image is not None):
+            raise InvalidInputError("pass either initial_state or prompt/image, not both")
+        if initial_state is None:
+            initial_state = ModelState(
+                prompt=None if prompt is None else Prompt(prompt, enhance), image=image
+            )
+        options = RealtimeConnectOptions(
+            model=definition,
+            on_remote_stream=on_remote_stream,
+            initial_state=initial_state,
+            ice_servers=ice_servers,
+            resolution=resolution,
+            reconnect=reconnect or ReconnectPolicy(),
+        )
+        client = self._client
+        client._ensure_open()
+        session = _connect_producer(
+            loop_thread=client._loop_thread,
+            realtime_base=client.realtime_base_url,
+            api_key=client.api_key,
+            source=PushSource() if source is None else source,
+            options=options,
+            timeout=timeout,
+            agent=user_agent(client.integration),
+        )
+        self._track(session)
+        return session
+
+    def subscribe(
+        self,
+        token: str,
+        *,
+        on_remote_stream: Callable[[Any], None] | None = None,
+        ice_servers: Sequence[Any] | None = None,
+        timeout: float | None = None,
+    ) -> SubscribeClient:
+        """Watch the session whose producer shared ``token`` (its ``subscribe_token``)."""
+        client = self._client
+        client._ensure_open()
+        session = _connect_viewer(
+            loop_thread=client._loop_thread,
+            realtime_base=client.realtime_base_url,
+            api_key=client.api_key,
+            options=SubscribeOptions(
+                token=token, on_remote_stream=on_remote_stream, ice_servers=ice_servers
+            ),
+            timeout=timeout,
+            agent=user_agent(client.integration),
+        )
+        self._track(session)
+        return session
+
+    def _track(self, session: RealtimeClient | SubscribeClient) -> None:
+        with self._lock:
+            self._sessions.add(session)
+
+    def _close_all(self) -> None:
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.disconnect()

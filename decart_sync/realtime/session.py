@@ -1,0 +1,645 @@
+"""The blocking session objects users hold: :class:`RealtimeClient` and :class:`SubscribeClient`.
+
+Every public method here is safe from any thread. Control calls validate their input in the
+caller's thread, then cross to the loop thread through :class:`LoopThread` and block until the
+server acknowledges (or return a ``concurrent.futures.Future`` with ``wait=False``). Frames come
+out through the session's :class:`FrameHub`; events through its :class:`EventEmitter`, on the
+callback pool.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Literal, overload
+from urllib.parse import urlsplit
+
+from decart_sync import _protocol
+from decart_sync._loop import LoopThread, default_loop
+from decart_sync._protocol import OMITTED
+from decart_sync._redact import get_logger, register_secret
+from decart_sync.errors import (
+    DecartSDKError,
+    DecartTimeoutError,
+    InvalidAPIKeyError,
+    InvalidInputError,
+    LoopThreadError,
+    SessionClosedError,
+)
+from decart_sync.realtime.connection import AckedState
+from decart_sync.realtime.controller import SessionController
+from decart_sync.realtime.events import EventEmitter
+from decart_sync.realtime.frames import FrameConsumer, FrameFormat, FrameHub, FrameInfo, FramePolicy
+from decart_sync.realtime.images import image_base64
+from decart_sync.realtime.options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    RealtimeConnectOptions,
+    SubscribeOptions,
+)
+from decart_sync.realtime.retry import ReconnectPolicy
+from decart_sync.realtime.stats import SessionStats
+from decart_sync.types import ModelState, Prompt, SetInput
+
+if TYPE_CHECKING:
+    from decart_sync.media.sources import VideoSource
+
+_log = get_logger(__name__)
+
+ConnectionState = Literal["connecting", "connected", "generating", "reconnecting", "disconnected"]
+
+# Extra time the blocking side waits beyond the loop-side bound, so that the loop's own, more
+# precise timeout error is the one the caller sees.
+_MARGIN = 2.0
+_DISCONNECT_TIMEOUT = 5.0
+
+
+def _check_api_key(api_key: object) -> str:
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise InvalidAPIKeyError("api_key is missing; pass the key from DecartClient.api_key")
+    register_secret(api_key)
+    return api_key.strip()
+
+
+def _realtime_base(base_url: str) -> str:
+    """The seed passes ``client.base_url`` (the REST base) to the realtime classmethods. For
+    Decart's own REST host that means the realtime host; any other URL (the emulator, a proxy)
+    serves both on one origin and is used as is, switched to ws(s)."""
+    base = _protocol.websocket_base(base_url)
+    if urlsplit(base).hostname == urlsplit(_protocol.DEFAULT_BASE_URL).hostname:
+        return _protocol.DEFAULT_REALTIME_BASE_URL
+    return base
+
+
+def _timeout(value: float | None, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise InvalidInputError(f"timeout must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+class _Session:
+    """What producers and viewers share: state, events, frames, stats, lifecycle."""
+
+    _events: tuple[str, ...] = ("connection_change", "error", "generation_tick")
+
+    def __init__(self, loop_thread: LoopThread, label: str) -> None:
+        self._loop_thread = loop_thread
+        self._label = label
+        self._state: str = "disconnected"
+        self._state_changed = threading.Condition()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._owned_source: VideoSource | None = None
+        self._source: VideoSource | None = None
+        self._default_consumer: FrameConsumer | None = None
+        self._hub = FrameHub(blocking_guard=self._refuse_loop_thread)
+        self._emitter = EventEmitter(loop_thread.dispatcher.channel(label), self._events)
+        self._controller: SessionController
+        self._exit_closer: Callable[[], None] = lambda: None
+        self._input_samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
+        self._opened_at = time.monotonic()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _refuse_loop_thread(self) -> None:
+        if self._loop_thread.in_loop_thread():
+            raise LoopThreadError(
+                "a blocking frame read on the SDK's loop thread would stop the frames it waits "
+                "for; read frames from your own thread"
+            )
+
+    def _on_state(self, state: str) -> None:
+        # Called on the loop thread for every state change, before the event is posted.
+        with self._state_changed:
+            self._state = state
+            self._state_changed.notify_all()
+
+    def _open(self, initial: AckedState, timeout: float) -> None:
+        """Run the controller's first connect; on failure release everything and re-raise."""
+        weak_self = weakref.ref(self)
+
+        def close_at_exit() -> None:
+            session = weak_self()
+            if session is not None:
+                session.disconnect()
+
+        self._exit_closer = close_at_exit
+        try:
+            self._loop_thread.run(self._controller.start(initial), timeout + _MARGIN)
+        except BaseException:
+            self._closed = True
+            self._release_resources()
+            raise
+        self._loop_thread.add_exit_closer(close_at_exit)
+
+    def _release_resources(self) -> None:
+        if self._owned_source is not None:
+            self._owned_source.close()
+        self._hub.close()
+        self._loop_thread.release()
+
+    # ------------------------------------------------------------------ state
+
+    def is_connected(self) -> bool:
+        """Whether the session is connected (``connected`` or ``generating``)."""
+        return self._state in ("connected", "generating")
+
+    def get_connection_state(self) -> ConnectionState:
+        """``connecting``, ``connected``, ``generating``, ``reconnecting`` or ``disconnected``."""
+        return self._state  # type: ignore[return-value]
+
+    def wait_for_state(self, state: ConnectionState, timeout: float | None = None) -> None:
+        """Block until the session is in ``state``; :class:`DecartTimeoutError` otherwise.
+
+        Waiting for anything but ``disconnected`` on a session that has ended raises
+        :class:`SessionClosedError` at once rather than waiting out the timeout."""
+        if state not in ("connecting", "connected", "generating", "reconnecting", "disconnected"):
+            raise InvalidInputError(f"unknown state {state!r}")
+        self._refuse_loop_thread()
+        with self._state_changed:
+            ok = self._state_changed.wait_for(
+                lambda: (
+                    self._state == state
+                    or (self._state == "disconnected" and self._closed_for_good())
+                ),
+                timeout,
+            )
+            if self._state == state:
+                return
+        if ok:
+            raise self._controller.final_error or SessionClosedError(
+                f"the session ended before reaching {state!r}"
+            )
+        raise DecartTimeoutError(f"state {state!r} not reached within {timeout}s")
+
+    def _closed_for_good(self) -> bool:
+        return self._closed or self._controller.final_error is not None
+
+    @property
+    def session_id(self) -> str | None:
+        """The id of the current realtime inference session (None until the server sends it)."""
+        return self._controller.session_id
+
+    # ------------------------------------------------------------------ events
+
+    def on(self, event: str, callback: Callable[[Any], Any]) -> None:
+        """Listen to ``connection_change`` (state), ``error`` (DecartSDKError) or
+        ``generation_tick`` (GenerationTickMessage). Callbacks run on the SDK's callback pool,
+        in event order; blocking SDK calls are allowed in them."""
+        self._emitter.on(event, callback)
+
+    def off(self, event: str, callback: Callable[[Any], Any]) -> None:
+        """Stop calling ``callback`` for ``event``."""
+        self._emitter.off(event, callback)
+
+    # ------------------------------------------------------------------ frames
+
+    def frames(
+        self, format: FrameFormat = "bgr", *, policy: FramePolicy = "latest", maxsize: int = 8
+    ) -> FrameConsumer:
+        """A new reader of the transformed stream: iterate it (``for frame in
+        session.frames():``), or use its ``get``/``read``. Each call gives an independent
+        consumer; use it as a context manager to release it early."""
+        return self._hub.consumer(format=format, policy=policy, maxsize=maxsize)
+
+    def frame_infos(
+        self, format: FrameFormat = "bgr", *, policy: FramePolicy = "latest", maxsize: int = 8
+    ) -> Iterator[FrameInfo]:
+        """Like :meth:`frames`, yielding :class:`FrameInfo` (frame, seq, pts, received_at)."""
+        return self._hub.consumer(format=format, policy=policy, maxsize=maxsize).infos()
+
+    def _default(self) -> FrameConsumer:
+        with self._close_lock:
+            if self._default_consumer is None:
+                self._default_consumer = self._hub.consumer()
+            return self._default_consumer
+
+    def read(self, timeout: float | None = None) -> tuple[bool, Any | None]:
+        """OpenCV style: ``ok, frame = session.read()`` with the newest BGR frame, or
+        ``(False, None)`` on timeout or once the session has ended."""
+        return self._default().read(timeout)
+
+    def get_frame(self, timeout: float | None = None) -> Any:
+        """Queue style: the next BGR frame; raises DecartTimeoutError or SessionClosedError."""
+        return self._default().get(timeout)
+
+    def latest(self, format: FrameFormat = "bgr") -> Any | None:
+        """The newest frame received, without waiting (None before the first)."""
+        return self._hub.latest(format)
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(self, timeout: float = 2.0) -> SessionStats:
+        """Frames sent/received/dropped, fps in and out, and the peer connection's RTT."""
+        rtt: float | None = None
+        if not self._closed and self._loop_thread.running:
+            try:
+                rtt = self._loop_thread.run(self._controller.round_trip_time(), timeout)
+            except DecartSDKError:
+                rtt = None
+        consumer = self._default_consumer
+        return SessionStats(
+            frames_sent=self._source.frames_sent if self._source is not None else 0,
+            frames_received=self._hub.published,
+            frames_dropped=consumer.dropped if consumer is not None else 0,
+            fps_in=self._source_rate(),
+            fps_out=round(self._controller.fps_out.rate(), 2),
+            rtt_ms=None if rtt is None else round(rtt * 1000, 2),
+            state=self._state,
+        )
+
+    def _source_rate(self) -> float:
+        """Input fps over the last couple of seconds, from samples taken at each stats() call
+        (the source only counts frames; no per-frame work is added for this)."""
+        if self._source is None:
+            return 0.0
+        now, sent = time.monotonic(), self._source.frames_sent
+        self._input_samples.append((now, sent))
+        while len(self._input_samples) > 1 and now - self._input_samples[0][0] > 2.0:
+            self._input_samples.popleft()
+        then, before = self._input_samples[0]
+        if now - then < 0.25:
+            then, before = self._opened_at, 0
+        return round((sent - before) / (now - then), 2) if now > then else 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def disconnect(self) -> None:
+        """Close the connection, end frame iterators cleanly and release the session's threads.
+        Idempotent; returns within a few seconds even if the server does not answer."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._loop_thread.remove_exit_closer(self._exit_closer)
+        try:
+            if self._loop_thread.running:
+                self._loop_thread.run(self._controller.close(), _DISCONNECT_TIMEOUT)
+        except DecartTimeoutError:
+            _log.warning("%s: disconnect timed out; resources released anyway", self._label)
+        finally:
+            self._release_resources()
+
+    close = disconnect
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self._label} state={self._state} "
+            f"session_id={self.session_id}>"
+        )
+
+
+class RealtimeClient(_Session):
+    """A producer session: sends your video, receives the transformed stream.
+
+    Make one with :meth:`connect` (the seed's classmethod) or ``client.realtime.connect(...)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        loop_thread: LoopThread,
+        url: str,
+        options: RealtimeConnectOptions,
+        source: VideoSource,
+        owned_source: bool,
+        connect_timeout: float,
+        label: str,
+    ) -> None:
+        super().__init__(loop_thread, label)
+        self._source = source
+        self._owned_source = source if owned_source else None
+        self._model = options.model
+        self._controller = SessionController(
+            role="producer",
+            url=url,
+            hub=self._hub,
+            emitter=self._emitter,
+            on_state=self._on_state,
+            model=options.model,
+            source=source,
+            ice_servers=options.ice_servers,
+            policy=options.reconnect,
+            connect_timeout=connect_timeout,
+            media_executor=loop_thread.media_executor,
+            on_remote_stream=options.on_remote_stream,
+            remote_stream_handle=self,
+        )
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str,
+        api_key: str,
+        local_track: Any,
+        options: RealtimeConnectOptions,
+        *,
+        timeout: float | None = None,
+        integration: str | None = None,
+    ) -> RealtimeClient:
+        """Connect and return once the session is connected (or raise a typed error).
+
+        ``local_track`` is anything :func:`decart_sync.media.as_source` accepts: an aiortc
+        track, a :class:`~decart_sync.media.VideoSource`, numpy frames (iterable, generator or
+        ``read()`` capture), or a video file path. ``timeout`` bounds the whole connect.
+        """
+        return _connect_producer(
+            loop_thread=default_loop(),
+            realtime_base=_realtime_base(base_url),
+            api_key=_check_api_key(api_key),
+            source=local_track,
+            options=options,
+            timeout=timeout,
+            agent=_protocol.user_agent(integration),
+        )
+
+    @classmethod
+    def subscribe(
+        cls,
+        base_url: str,
+        api_key: str,
+        options: SubscribeOptions,
+        *,
+        timeout: float | None = None,
+        integration: str | None = None,
+    ) -> SubscribeClient:
+        """Watch another session, read-only, with its producer's ``subscribe_token``."""
+        return _connect_viewer(
+            loop_thread=default_loop(),
+            realtime_base=_realtime_base(base_url),
+            api_key=_check_api_key(api_key),
+            options=options,
+            timeout=timeout,
+            agent=_protocol.user_agent(integration),
+        )
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def subscribe_token(self) -> str | None:
+        """Share with viewers so they can watch this session (``RealtimeClient.subscribe``)."""
+        return self._controller.subscribe_token
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    # ------------------------------------------------------------------ control
+
+    def _control(
+        self,
+        operation: Callable[[Any], Any],
+        update: Callable[[AckedState], AckedState],
+        limit: float,
+        what: str,
+        wait: bool,
+    ) -> concurrent.futures.Future[None] | None:
+        if self._closed:
+            raise SessionClosedError(f"cannot {what}: the session is disconnected")
+        coro = self._controller.control(operation, update, limit=limit, what=what)
+        if not wait:
+            return self._loop_thread.submit(coro)
+        self._loop_thread.run(coro, limit + _MARGIN)
+        return None
+
+    @overload
+    def set(
+        self, input: SetInput, *, timeout: float | None = ..., wait: Literal[True] = ...
+    ) -> None: ...
+    @overload
+    def set(
+        self, input: SetInput, *, timeout: float | None = ..., wait: Literal[False]
+    ) -> concurrent.futures.Future[None]: ...
+
+    def set(
+        self, input: SetInput, *, timeout: float | None = None, wait: bool = True
+    ) -> concurrent.futures.Future[None] | None:
+        """Replace the whole state atomically: fields left out are cleared. Blocks until the
+        server acknowledges; with ``wait=False`` returns a Future instead."""
+        if not isinstance(input, SetInput):
+            raise InvalidInputError(
+                f"set() takes a SetInput(prompt=..., image=...), got {type(input).__name__}"
+            )
+        limit = _timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
+        image = None if input.image is None else image_base64(input.image)
+        prompt, enhance = input.prompt, input.enhance
+        return self._control(
+            lambda c: c.send_set_image(image, prompt, enhance, limit),
+            lambda s: s.after_set_image(image, prompt, enhance),
+            limit,
+            "set",
+            wait,
+        )
+
+    @overload
+    def set_prompt(
+        self,
+        prompt: str,
+        enhance: bool = ...,
+        *,
+        timeout: float | None = ...,
+        wait: Literal[True] = ...,
+    ) -> None: ...
+    @overload
+    def set_prompt(
+        self, prompt: str, enhance: bool = ..., *, timeout: float | None = ..., wait: Literal[False]
+    ) -> concurrent.futures.Future[None]: ...
+
+    def set_prompt(
+        self, prompt: str, enhance: bool = True, *, timeout: float | None = None, wait: bool = True
+    ) -> concurrent.futures.Future[None] | None:
+        """Change the style prompt (the reference image stays). Blocks until acknowledged."""
+        text = Prompt(prompt, enhance).text
+        limit = _timeout(timeout, _protocol.PROMPT_ACK_TIMEOUT)
+        return self._control(
+            lambda c: c.send_prompt(text, enhance, limit),
+            lambda s: s.after_prompt(text, enhance),
+            limit,
+            "set_prompt",
+            wait,
+        )
+
+    @overload
+    def set_image(
+        self,
+        image: Any,
+        prompt: str | None = ...,
+        enhance: bool = ...,
+        *,
+        timeout: float | None = ...,
+        wait: Literal[True] = ...,
+    ) -> None: ...
+    @overload
+    def set_image(
+        self,
+        image: Any,
+        prompt: str | None = ...,
+        enhance: bool = ...,
+        *,
+        timeout: float | None = ...,
+        wait: Literal[False],
+    ) -> concurrent.futures.Future[None]: ...
+
+    def set_image(
+        self,
+        image: Any,
+        prompt: str | None = None,
+        enhance: bool = True,
+        *,
+        timeout: float | None = None,
+        wait: bool = True,
+    ) -> concurrent.futures.Future[None] | None:
+        """Set the reference image (bytes, path, URL, data URL, numpy array, or None to clear
+        it); with ``prompt``, change the prompt in the same step, else keep the current one."""
+        data = None if image is None else image_base64(SetInput(image=image).image)
+        text = OMITTED if prompt is None else Prompt(prompt, enhance).text
+        sent_enhance = OMITTED if prompt is None else enhance
+        limit = _timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
+        return self._control(
+            lambda c: c.send_set_image(data, text, sent_enhance, limit),
+            lambda s: s.after_set_image(data, text, sent_enhance),
+            limit,
+            "set_image",
+            wait,
+        )
+
+    # ------------------------------------------------------------------ input
+
+    def send(self, frame: Any) -> None:
+        """Push one HxWx3 uint8 BGR frame (sessions whose source is a PushSource, e.g.
+        ``client.realtime.connect(model)`` with no source). Never blocks for long."""
+        from decart_sync.media.sources import PushSource
+
+        if not isinstance(self._source, PushSource):
+            raise InvalidInputError(
+                "send() needs a push source: connect without a source, or with PushSource()"
+            )
+        self._source.send(frame)
+
+    @property
+    def source(self) -> VideoSource | None:
+        return self._source
+
+
+class SubscribeClient(_Session):
+    """A read-only viewer of another session: the same frames, states and events, no control."""
+
+    _events = ("connection_change", "error")
+
+    def __init__(
+        self,
+        *,
+        loop_thread: LoopThread,
+        url: str,
+        options: SubscribeOptions,
+        connect_timeout: float,
+        label: str,
+    ) -> None:
+        super().__init__(loop_thread, label)
+        self._controller = SessionController(
+            role="viewer",
+            url=url,
+            hub=self._hub,
+            emitter=self._emitter,
+            on_state=self._on_state,
+            ice_servers=options.ice_servers,
+            policy=ReconnectPolicy(),
+            connect_timeout=connect_timeout,
+            media_executor=loop_thread.media_executor,
+            on_remote_stream=options.on_remote_stream,
+            remote_stream_handle=self,
+        )
+
+
+_numbers = iter(range(1, 1 << 62))
+
+
+def _connect_producer(
+    *,
+    loop_thread: LoopThread,
+    realtime_base: str,
+    api_key: str,
+    source: Any,
+    options: RealtimeConnectOptions,
+    timeout: float | None,
+    agent: str,
+) -> RealtimeClient:
+    from decart_sync.media.sources import VideoSource, as_source
+
+    if not isinstance(options, RealtimeConnectOptions):
+        raise InvalidInputError(
+            "options must be RealtimeConnectOptions(model=models.realtime(...), ...)"
+        )
+    limit = _timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
+    resolved = as_source(source)
+    state = options.initial_state or ModelState()
+    initial = AckedState(
+        prompt=state.prompt.text if state.prompt else None,
+        enhance=state.prompt.enhance if state.prompt else True,
+        image_b64=None if state.image is None else image_base64(state.image),
+    )
+    url = _protocol.realtime_url(
+        realtime_base,
+        url_path=options.model.url_path,
+        model=options.model.name,
+        api_key=api_key,
+        agent=agent,
+        resolution=options.resolution,
+    )
+    loop_thread.acquire()
+    try:
+        session = RealtimeClient(
+            loop_thread=loop_thread,
+            url=url,
+            options=options,
+            source=resolved,
+            owned_source=not isinstance(source, VideoSource),
+            connect_timeout=limit,
+            label=f"session-{next(_numbers)}",
+        )
+    except BaseException:
+        loop_thread.release()
+        raise
+    session._open(initial, limit)
+    return session
+
+
+def _connect_viewer(
+    *,
+    loop_thread: LoopThread,
+    realtime_base: str,
+    api_key: str,
+    options: SubscribeOptions,
+    timeout: float | None,
+    agent: str,
+) -> SubscribeClient:
+    if not isinstance(options, SubscribeOptions):
+        raise InvalidInputError("options must be SubscribeOptions(token=...)")
+    token = _protocol.SubscribeToken.decode(options.token)
+    limit = _timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
+    url = _protocol.subscribe_url(realtime_base, token, api_key=api_key, agent=agent)
+    loop_thread.acquire()
+    try:
+        session = SubscribeClient(
+            loop_thread=loop_thread,
+            url=url,
+            options=options,
+            connect_timeout=limit,
+            label=f"viewer-{next(_numbers)}",
+        )
+    except BaseException:
+        loop_thread.release()
+        raise
+    session._open(AckedState(), limit)
+    return session
