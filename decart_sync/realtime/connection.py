@@ -128,6 +128,7 @@ class Connection:
         self._image_ack: asyncio.Future[None] | None = None
         self._open = False
         self._ended = False
+        self._server_error: DecartSDKError | None = None
         self.session_id: str | None = None
 
     # ------------------------------------------------------------------ opening
@@ -152,8 +153,14 @@ class Connection:
             await self._negotiate()
             await self._race(self._opening)
             self._open = True
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                # The server often says why and closes at once; the reader thread has then
+                # already queued its words for the loop. Let them land: they beat "closed".
+                await asyncio.sleep(0)
             await self.close()
+            if isinstance(exc, Exception) and self._server_error is not None:
+                raise self._server_error from None
             raise
 
     def _create_peer_connection(self) -> RTCPeerConnection:
@@ -273,6 +280,7 @@ class Connection:
         # Protocol: an error fails every pending wait at once; during connect it fails connect.
         self._fail_pending(error)
         if not self._open:
+            self._server_error = self._server_error or error
             if self._opening is not None and not self._opening.done():
                 self._opening.set_exception(error)
         else:
@@ -350,13 +358,15 @@ class Connection:
             self._image_ack = waiter
             limit = _ack_timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
             what = "set_image_ack"
-        await self._signaling.send(message)
         try:
+            await self._signaling.send(message)
             await asyncio.wait_for(asyncio.shield(waiter), limit)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError as exc:
             self._forget(waiter)
+            if isinstance(exc, DecartSDKError):
+                raise
             raise DecartTimeoutError(f"no {what} from the server within {limit:g}s") from None
-        except asyncio.CancelledError:
+        except BaseException:
             self._forget(waiter)
             raise
 
@@ -366,6 +376,8 @@ class Connection:
         for waiters in self._prompt_acks.values():
             if waiter in waiters:
                 waiters.remove(waiter)
+        if waiter.done() and not waiter.cancelled():
+            waiter.exception()  # already reported through the exception being raised
         waiter.cancel()
 
     async def send_prompt(self, prompt: str, enhance: bool, timeout: float | None) -> None:

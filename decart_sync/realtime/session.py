@@ -96,7 +96,8 @@ class _Session:
         self._close_lock = threading.Lock()
         self._owned_source: VideoSource | None = None
         self._source: VideoSource | None = None
-        self._default_consumer: FrameConsumer | None = None
+        self._default_consumer: FrameConsumer | None = None  # the last one made, for stats
+        self._per_thread = threading.local()
         self._hub = FrameHub(blocking_guard=self._refuse_loop_thread)
         self._emitter = EventEmitter(loop_thread.dispatcher.channel(label), self._events)
         self._controller: SessionController
@@ -214,10 +215,14 @@ class _Session:
         return self._hub.consumer(format=format, policy=policy, maxsize=maxsize).infos()
 
     def _default(self) -> FrameConsumer:
-        with self._close_lock:
-            if self._default_consumer is None:
-                self._default_consumer = self._hub.consumer()
-            return self._default_consumer
+        # One consumer per calling thread: a consumer serves one reader at a time, and several
+        # threads calling read() on one session must not trip over each other. A dead thread's
+        # consumer is collected and unsubscribes itself.
+        consumer: FrameConsumer | None = getattr(self._per_thread, "consumer", None)
+        if consumer is None:
+            consumer = self._per_thread.consumer = self._hub.consumer()
+            self._default_consumer = consumer
+        return consumer
 
     def read(self, timeout: float | None = None) -> tuple[bool, Any | None]:
         """OpenCV style: ``ok, frame = session.read()`` with the newest BGR frame, or

@@ -144,7 +144,7 @@ class SignalingChannel:
 
     @property
     def is_open(self) -> bool:
-        return not self._closing and not self._closed_reported and self._ws.connected
+        return not self._closing and not self._closed_reported
 
     async def send(self, message: _protocol.ClientMessage) -> None:
         """Send one message; messages go out in the order their sends started."""
