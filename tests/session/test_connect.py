@@ -94,9 +94,12 @@ def test_bad_key_fails_at_once_with_its_type(emulator: Emulator) -> None:
 
 
 def test_capacity_error_surfaces_at_once() -> None:
-    with Emulator(max_sessions=1) as emu, DecartClient(
-        api_key=emu.api_key, base_url=emu.url, realtime_base_url=emu.realtime_url
-    ) as client:
+    with (
+        Emulator(max_sessions=1) as emu,
+        DecartClient(
+            api_key=emu.api_key, base_url=emu.url, realtime_base_url=emu.realtime_url
+        ) as client,
+    ):
         first = client.realtime.connect(SMALL_LUCY, still_frames())
         started = time.monotonic()
         with pytest.raises(ServerAtCapacityError, match="capacity"):

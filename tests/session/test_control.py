@@ -204,7 +204,6 @@ def test_non_blocking_forms_return_futures(session: RealtimeClient, emulator: Em
     assert isinstance(future, concurrent.futures.Future)
     assert future.result(15) is None
     assert emulator.sessions()[0].prompt == "noir"
-    future = session.set(SetInput(prompt=" "), wait=False) if False else None
     image_future = session.set_image(solid_png((1, 2, 3)), wait=False)
     image_future.result(30)
     assert emulator.sessions()[0].has_image
