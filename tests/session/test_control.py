@@ -1,4 +1,4 @@
-"""Control calls: prompts and images change the received pixels, acks never cross, errors are typed."""
+"""Control calls: prompts and images change the output, acks never cross, errors are typed."""
 
 from __future__ import annotations
 
