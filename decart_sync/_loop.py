@@ -8,8 +8,9 @@ from the loop thread itself raises :class:`LoopThreadError` instead of deadlocki
 
 The thread is leased: it starts with the first :meth:`acquire` and stops with the last
 :meth:`release`, so a program that closes its sessions is left with no SDK thread. Alongside the
-loop live two small named pools it owns: ``decart-media`` (the loop's default executor, for
-encoding, decoding, resizing and blocking source reads) and the callback dispatcher's pool.
+loop live the small named pools it owns: ``decart-codec`` (the loop's default executor: aiortc's
+encoder, signaling socket calls), ``decart-media`` (blocking source reads and conversions) and
+the callback dispatcher's ``decart-callback`` threads.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 
 from decart_sync._dispatch import CallbackDispatcher
 from decart_sync._redact import get_logger
+from decart_sync._workers import WorkerPool
 from decart_sync.errors import DecartTimeoutError, LoopThreadError, SessionClosedError
 
 T = TypeVar("T")
@@ -50,7 +52,8 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self._media: concurrent.futures.ThreadPoolExecutor | None = None
+        self._media: WorkerPool | None = None
+        self._codec: concurrent.futures.ThreadPoolExecutor | None = None
         self._dispatcher: CallbackDispatcher | None = None
         # Called (in the caller's thread) before the loop stops at interpreter exit.
         self._closers: list[Callable[[], None]] = []
@@ -81,10 +84,15 @@ class LoopThread:
     def _start(self) -> None:
         ready = threading.Event()
         loop = asyncio.new_event_loop()
-        self._media = concurrent.futures.ThreadPoolExecutor(
-            max_workers=MEDIA_WORKERS, thread_name_prefix="decart-media"
+        # Two pools: "decart-codec" (the loop's default executor: aiortc's encoder, signaling
+        # socket calls; short jobs that exit may wait for) and "decart-media" (source reads,
+        # which can block for as long as a user's camera or generator likes, so its workers
+        # are daemons that exit does not wait for).
+        self._codec = concurrent.futures.ThreadPoolExecutor(
+            max_workers=MEDIA_WORKERS, thread_name_prefix="decart-codec"
         )
-        loop.set_default_executor(self._media)
+        loop.set_default_executor(self._codec)
+        self._media = WorkerPool(MEDIA_WORKERS, "decart-media")
         self._dispatcher = CallbackDispatcher()
         self._loop = loop
         self._pid = os.getpid()
@@ -121,8 +129,8 @@ class LoopThread:
         Safe to call twice, and from the loop thread itself (then it does not join)."""
         with self._lock:
             loop, thread = self._loop, self._thread
-            media, dispatcher = self._media, self._dispatcher
-            self._loop = self._thread = self._media = self._dispatcher = None
+            media, codec, dispatcher = self._media, self._codec, self._dispatcher
+            self._loop = self._thread = self._media = self._codec = self._dispatcher = None
             self._leases = 0
         if loop is None or thread is None:
             return
@@ -134,8 +142,11 @@ class LoopThread:
             thread.join(timeout)
             if thread.is_alive():
                 _log.warning("loop thread %s did not stop within %.1fs", self.name, timeout)
+        joinable = threading.current_thread() is not thread
         if media is not None:
-            media.shutdown(wait=threading.current_thread() is not thread, cancel_futures=True)
+            media.shutdown(wait=joinable, cancel_futures=True)
+        if codec is not None:
+            codec.shutdown(wait=joinable, cancel_futures=True)
         if dispatcher is not None:
             dispatcher.shutdown()
         _log.debug("loop thread %s stopped", self.name)

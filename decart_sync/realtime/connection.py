@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import attrs
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
@@ -86,6 +86,17 @@ class ConnectionListener(Protocol):
     def on_lost(self, connection: Connection, error: DecartSDKError) -> None: ...
 
 
+def _prefer_codec(pc: RTCPeerConnection, codec: str) -> None:
+    """Put ``codec`` (with its retransmission companion) first in the video offer."""
+    wanted = f"video/{codec}".lower()
+    capabilities = RTCRtpSender.getCapabilities("video").codecs
+    preferred = [c for c in capabilities if c.mimeType.lower() == wanted]
+    preferred += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(preferred)
+
+
 def _ack_timeout(requested: float | None, protocol_default: float) -> float:
     return protocol_default if requested is None else requested
 
@@ -103,8 +114,10 @@ class Connection:
         source: VideoSource | None = None,
         ice_servers: Any = None,
         media_executor: concurrent.futures.Executor | None = None,
+        video_codec: str | None = None,
     ) -> None:
         self.role = role
+        self._video_codec = video_codec
         self._url = url
         self._listener = listener
         self._model = model
@@ -175,6 +188,8 @@ class Connection:
                 on_error=self._listener.on_source_error,
             )
             pc.addTrack(self._local_track)
+            if self._video_codec is not None:
+                _prefer_codec(pc, self._video_codec)
         else:
             pc.addTransceiver("video", direction="recvonly")
             pc.addTransceiver("audio", direction="recvonly")

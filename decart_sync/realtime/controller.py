@@ -62,8 +62,10 @@ class SessionController:
         media_executor: concurrent.futures.Executor | None = None,
         on_remote_stream: Callable[[Any], None] | None = None,
         remote_stream_handle: Any = None,
+        video_codec: str | None = None,
     ) -> None:
         self.role = role
+        self._video_codec = video_codec
         self._url = url
         self._hub = hub
         self._emitter = emitter
@@ -131,6 +133,7 @@ class SessionController:
             source=self._source,
             ice_servers=self._ice_servers,
             media_executor=self._media_executor,
+            video_codec=self._video_codec,
         )
         self._connection = connection
         try:

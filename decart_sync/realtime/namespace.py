@@ -46,6 +46,7 @@ class RealtimeNamespace:
         ice_servers: Sequence[Any] | None = None,
         resolution: str | None = None,
         reconnect: ReconnectPolicy | None = None,
+        video_codec: str | None = None,
         timeout: float | None = None,
     ) -> RealtimeClient:
         """Open a producer session and return once it is connected.
@@ -71,6 +72,7 @@ class RealtimeNamespace:
             ice_servers=ice_servers,
             resolution=resolution,
             reconnect=reconnect or ReconnectPolicy(),
+            video_codec=video_codec,
         )
         client = self._client
         client._ensure_open()

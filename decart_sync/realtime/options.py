@@ -17,6 +17,8 @@ from decart_sync.types import ModelState
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
 RESOLUTIONS = ("720p", "1080p")
+#: Video codecs a session may prefer; None lets aiortc offer its defaults (VP8, then H.264).
+VIDEO_CODECS = ("vp8", "h264")
 
 
 def _model(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -37,6 +39,11 @@ def _resolution(instance: object, attribute: attrs.Attribute[Any], value: Any) -
         raise InvalidInputError(f"resolution must be one of {RESOLUTIONS} or None, got {value!r}")
 
 
+def _codec(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and value not in VIDEO_CODECS:
+        raise InvalidInputError(f"video_codec must be one of {VIDEO_CODECS} or None, got {value!r}")
+
+
 def _state(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, ModelState):
         raise InvalidInputError(
@@ -50,6 +57,8 @@ class RealtimeConnectOptions:
 
     ``ice_servers``: ``None`` picks the default (none for a server on loopback, the official
     STUN server otherwise); a list (of URLs or ``aiortc.RTCIceServer``) is used as given.
+    ``video_codec``: ``"vp8"`` or ``"h264"`` to prefer one codec in the offer; ``None`` offers
+    aiortc's defaults, as the official client does.
     """
 
     model: ModelDefinition = attrs.field(validator=_model)
@@ -60,6 +69,7 @@ class RealtimeConnectOptions:
     ice_servers: Sequence[Any] | None = None
     resolution: str | None = attrs.field(default=None, validator=_resolution)
     reconnect: ReconnectPolicy = attrs.field(factory=ReconnectPolicy)
+    video_codec: str | None = attrs.field(default=None, validator=_codec)
 
 
 @attrs.frozen

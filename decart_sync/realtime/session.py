@@ -340,6 +340,7 @@ class RealtimeClient(_Session):
             media_executor=loop_thread.media_executor,
             on_remote_stream=options.on_remote_stream,
             remote_stream_handle=self,
+            video_codec=options.video_codec,
         )
 
     @classmethod

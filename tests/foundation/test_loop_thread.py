@@ -142,9 +142,12 @@ def test_media_executor_threads_are_named_and_end_with_the_loop() -> None:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, lambda: threading.current_thread().name)
 
-    assert lt.run(in_executor(), timeout=5).startswith("decart-media")
+    assert lt.run(in_executor(), timeout=5).startswith("decart-codec")
+    assert (
+        lt.media_executor.submit(threading.current_thread).result(5).name.startswith("decart-media")
+    )
     lt.release()
-    assert not any(n.startswith("decart-media") for n in sdk_threads())
+    assert not any(n.startswith(("decart-media", "decart-codec")) for n in sdk_threads())
 
 
 def test_default_loop_is_shared() -> None:

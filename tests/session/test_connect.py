@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
 import threading
 import time
 
@@ -156,3 +159,56 @@ def test_connect_disconnect_cycles_leave_threads_and_fds_as_they_were(
     wait_until(lambda: emulator.sessions() == [], what="sessions to end")
     wait_until(lambda: threading.active_count() <= threads, 10, "threads to return")
     wait_until(lambda: process.num_fds() <= fds + 2, 10, "file descriptors to return")
+
+
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+def test_preferred_codec_is_negotiated_and_frames_flow(client: DecartClient, codec: str) -> None:
+    with client.realtime.connect(SMALL_LUCY, still_frames(), video_codec=codec) as session:
+        assert session.read(timeout=10)[0]
+        answer = session._controller._connection._pc.remoteDescription.sdp  # type: ignore[union-attr]
+        video = answer.split("m=video", 1)[1]
+        first_payload = video.split("\r\n", 1)[0].split()[2]
+        assert f"a=rtpmap:{first_payload} {codec.upper()}/90000" in answer
+
+
+def test_generation_ticks_carry_seconds(client: DecartClient) -> None:
+    with client.realtime.connect(SMALL_LUCY, still_frames()) as session:
+        ticks: list[int] = []
+        session.on("generation_tick", lambda message: ticks.append(message.seconds))
+        wait_until(lambda: len(ticks) >= 2, timeout=10, what="two ticks")
+        assert ticks[0] >= 1 and ticks[1] == ticks[0] + 1
+
+
+def test_open_sessions_do_not_hang_interpreter_exit(emulator: Emulator) -> None:
+    # A script that forgets disconnect() while its source is stuck in a blocking read (a camera
+    # that stopped answering): the exit must neither wait for that read nor for the session.
+    # The emulator runs here, in the test process, so only the script's exit ends its session.
+    script = f"""
+import sys, threading
+sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})
+from conftest import SMALL_LUCY, picture
+from decart_sync import DecartClient
+
+stuck = threading.Event()
+
+def stuck_camera():
+    for _ in range(5):
+        yield picture()
+    stuck.set()
+    threading.Event().wait()  # never answers again
+
+client = DecartClient(api_key={emulator.api_key!r}, base_url={emulator.url!r},
+                      realtime_base_url={emulator.realtime_url!r})
+session = client.realtime.connect(SMALL_LUCY, stuck_camera())
+assert session.read(timeout=10)[0]
+assert stuck.wait(10)
+print("leaving with", session.get_connection_state(), flush=True)
+"""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "leaving with generating" in proc.stdout
+    assert time.monotonic() - started < 30
+    wait_until(lambda: emulator.sessions() == [], what="the session to be closed")
