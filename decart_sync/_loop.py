@@ -19,7 +19,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -82,6 +84,7 @@ class LoopThread:
                 self.stop()
 
     def _start(self) -> None:
+        _warn_if_green_threads()
         ready = threading.Event()
         loop = asyncio.new_event_loop()
         # Two pools: "decart-codec" (the loop's default executor: aiortc's encoder, signaling
@@ -243,6 +246,24 @@ class LoopThread:
                 "exist in this process. Create clients and sessions after fork (for gunicorn, "
                 "do not use --preload for code that opens sessions, or open them in post_fork)"
             )
+
+
+def _warn_if_green_threads() -> None:
+    """gevent/eventlet monkey-patching turns threads into greenlets, and a private asyncio loop
+    in a "thread" that is really a greenlet stalls whenever user code does not yield."""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    patched = (
+        gevent_monkey is not None and gevent_monkey.is_module_patched("threading")
+    ) or (eventlet_patcher is not None and eventlet_patcher.is_monkey_patched("thread"))
+    if patched:
+        warnings.warn(
+            "decart_sync runs a real background thread for its event loop; gevent/eventlet "
+            "monkey-patching of threading breaks it. Use a threaded server (e.g. gunicorn "
+            "-k gthread) instead of a green one.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _close_all_at_exit() -> None:

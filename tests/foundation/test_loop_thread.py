@@ -201,3 +201,15 @@ def test_open_sessions_are_closed_at_exit_so_exit_never_hangs() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["leaving main", "closer ran"]
+
+
+def test_green_thread_monkey_patching_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    fake = types.ModuleType("gevent.monkey")
+    fake.is_module_patched = lambda name: name == "threading"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gevent.monkey", fake)
+    lt = LoopThread("decart-loop-green")
+    with pytest.warns(RuntimeWarning, match="gthread"):
+        lt.acquire()
+    lt.release()
