@@ -1,0 +1,285 @@
+"""The loop-side adapter that turns any video source into an aiortc track for one peer connection.
+
+A :class:`SourceTrack` lives on the SDK's loop thread. Each ``recv()`` gets one frame from its
+source (a blocking read runs in the executor it was given, never on the loop), converts it to the
+model's size in yuv420p (also in the executor), and stamps it with a presentation time on a steady
+90 kHz clock at the model's frame rate.
+
+Sources plug in through the small :class:`FrameFeed` protocol; this module knows nothing about
+files, cameras or numpy producers, only about pacing, conversion and ending cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import NoReturn, Protocol
+
+import av
+import numpy as np
+from aiortc.mediastreams import (
+    VIDEO_CLOCK_RATE,
+    VIDEO_TIME_BASE,
+    MediaStreamError,
+    MediaStreamTrack,
+)
+
+from decart_sync.errors import DecartSDKError, InvalidInputError
+
+__all__ = [
+    "BadFrame",
+    "EndOfStream",
+    "FrameFeed",
+    "Pacer",
+    "SourceFailed",
+    "SourceTrack",
+    "frame_problem",
+    "fresh_frame",
+    "to_track_frame",
+]
+
+logger = logging.getLogger("decart_sync.media")
+
+ErrorCallback = Callable[[DecartSDKError], None]
+
+# Pixel layouts a numpy frame may come in, and the word users know them by.
+PIXEL_FORMATS = {"bgr24": "BGR", "rgb24": "RGB"}
+
+
+class EndOfStream(Exception):
+    """The source has no more frames: a normal end, not an error."""
+
+
+class BadFrame(Exception):
+    """One frame could not be used; the track skips it and carries on.
+
+    ``key`` names the kind of problem, so each kind is reported once rather than once per frame.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+class SourceFailed(Exception):
+    """The source broke (its reader raised, a device vanished). The track reports and ends."""
+
+    def __init__(self, error: DecartSDKError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class FrameFeed(Protocol):
+    """What a track needs from its source (VideoSource implements it)."""
+
+    # True: wait for the frame's time slot, then take the newest frame (push sources, cameras).
+    # False: get the next frame first, then wait for its slot (files, generators, patterns).
+    @property
+    def _read_after_tick(self) -> bool: ...
+
+    async def _next_frame(
+        self, width: int, height: int, fps: int, executor: Executor | None
+    ) -> av.VideoFrame | None:
+        """The next frame at ``width`` x ``height`` in yuv420p, or None if there is nothing to
+        send yet. Raises EndOfStream, BadFrame or SourceFailed."""
+        ...
+
+    def _frame_sent(self) -> None:
+        """Count one frame handed to the peer connection."""
+        ...
+
+    def _track_ended(self, track: SourceTrack) -> None:
+        """The track stopped; the source forgets it."""
+        ...
+
+
+def frame_problem(frame: object, pixel_format: str = "bgr24") -> tuple[str, str] | None:
+    """Why ``frame`` cannot be sent, as ``(kind, message)``, or None if it can.
+
+    Any height and width are fine (frames are resized); the layout must be HxWx3 uint8.
+    """
+    if isinstance(frame, av.VideoFrame):
+        return None
+    expected = f"expected an HxWx3 uint8 {PIXEL_FORMATS[pixel_format]} numpy array"
+    if not isinstance(frame, np.ndarray):
+        kind = type(frame).__name__
+        return f"type={kind}", f"{expected} (or an av.VideoFrame), got {kind}"
+    got = f"got a {frame.dtype} array of shape {frame.shape}"
+    if frame.ndim != 3:
+        return f"ndim={frame.ndim}", f"{expected}, {got}"
+    if frame.shape[2] != 3:
+        return f"channels={frame.shape[2]}", f"{expected}, {got}"
+    if frame.dtype != np.uint8:
+        return f"dtype={frame.dtype}", f"{expected}, {got}"
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        return "empty", f"{expected}, {got}"
+    return None
+
+
+def to_track_frame(
+    frame: object, width: int, height: int, pixel_format: str = "bgr24"
+) -> av.VideoFrame:
+    """``frame`` (numpy HxWx3 uint8 or av.VideoFrame) as a new ``width`` x ``height`` yuv420p
+    frame that the track may stamp.
+
+    Blocking (swscale runs here, releasing the GIL): call it in an executor, not on the loop.
+    Raises BadFrame for a frame of the wrong layout.
+    """
+    problem = frame_problem(frame, pixel_format)
+    if problem is not None:
+        raise BadFrame(*problem)
+    if isinstance(frame, av.VideoFrame):
+        converted = frame.reformat(width, height, format="yuv420p")
+        # reformat() hands back the frame itself when nothing needs to change.
+        return fresh_frame(converted) if converted is frame else converted
+    assert isinstance(frame, np.ndarray)
+    # Wrapping the buffer avoids a copy; swscale reads it once to build the new frame.
+    if frame.flags.c_contiguous:
+        wrapped = av.VideoFrame.from_numpy_buffer(frame, format=pixel_format)
+    else:
+        wrapped = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=pixel_format)
+    return wrapped.reformat(width, height, format="yuv420p")
+
+
+def fresh_frame(frame: av.VideoFrame) -> av.VideoFrame:
+    """A new frame object with ``frame``'s yuv420p pixels (even sizes only).
+
+    The track stamps each frame it sends with its own pts. A frame that is sent again, or that
+    someone else may hold (a user's frame, a relayed one), must not have its pts changed under
+    them, so those are copied: one memcpy of the planes, about 50 us at 1280x704.
+    """
+    return av.VideoFrame.from_numpy_buffer(frame.to_ndarray(), format="yuv420p")
+
+
+def needs_conversion(frame: av.VideoFrame, width: int, height: int) -> bool:
+    """Whether an av.VideoFrame must go through swscale to become a track frame."""
+    return frame.width != width or frame.height != height or frame.format.name != "yuv420p"
+
+
+class Pacer:
+    """Time slots for frames at ``fps``, on the 90 kHz RTP video clock.
+
+    Slot ``k`` is due at ``start + k / fps`` and carries pts ``round(k * 90000 / fps)``. Slots are
+    counted from one start time, so rounding never accumulates into drift. A caller that comes
+    late gets the slot that is current now, not every slot it missed: a late consumer never makes
+    the track burst to catch up, and the pts gap shows the time that passed.
+    """
+
+    def __init__(self, fps: int) -> None:
+        self.fps = fps
+        self._start: float | None = None
+        self._slot = -1
+
+    def claim(self, now: float) -> tuple[int, float]:
+        """The pts of the next slot and how long to wait (seconds, >= 0) until it is due."""
+        if self._start is None:
+            self._start = now
+            slot = 0
+        else:
+            slot = max(self._slot + 1, math.floor((now - self._start) * self.fps))
+        self._slot = slot
+        due = self._start + slot / self.fps
+        return round(slot * VIDEO_CLOCK_RATE / self.fps), max(0.0, due - now)
+
+
+class SourceTrack(MediaStreamTrack):
+    """An aiortc video track fed by one source, paced to ``fps``, at ``width`` x ``height``."""
+
+    kind = "video"
+
+    def __init__(
+        self,
+        feed: FrameFeed,
+        *,
+        width: int,
+        height: int,
+        fps: int,
+        executor: Executor | None,
+        on_error: ErrorCallback | None,
+        name: str,
+    ) -> None:
+        super().__init__()
+        self._feed = feed
+        self._width = width
+        self._height = height
+        self._fps = fps
+        self._executor = executor
+        self._on_error = on_error
+        self._name = name
+        self._pacer = Pacer(fps)
+        self._reported: set[str] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"<SourceTrack {self._name} {self._width}x{self._height}@{self._fps} {self.readyState}>"
+        )
+
+    async def recv(self) -> av.VideoFrame:
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            if self._feed._read_after_tick:
+                pts = await self._wait_for_slot()
+                frame = await self._fetch()
+            else:
+                frame = await self._fetch()
+                if frame is None:
+                    continue
+                pts = await self._wait_for_slot()
+            if frame is None:
+                continue
+            if self.readyState != "live":
+                raise MediaStreamError
+            frame.pts = pts
+            frame.time_base = VIDEO_TIME_BASE
+            self._feed._frame_sent()
+            return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._feed._track_ended(self)
+
+    async def _wait_for_slot(self) -> int:
+        pts, wait = self._pacer.claim(asyncio.get_running_loop().time())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return pts
+
+    async def _fetch(self) -> av.VideoFrame | None:
+        """One frame from the feed; None when there is none to send this time."""
+        try:
+            return await self._feed._next_frame(
+                self._width, self._height, self._fps, self._executor
+            )
+        except EndOfStream:
+            self._end()
+        except SourceFailed as failure:
+            self._report(failure.error)
+            self._end()
+        except BadFrame as bad:
+            if bad.key not in self._reported:
+                self._reported.add(bad.key)
+                self._report(InvalidInputError(f"skipped a video frame from {self._name}: {bad}"))
+            return None
+        except RuntimeError as error:
+            # An executor that is shutting down refuses new work: the session is closing.
+            if "shutdown" not in str(error):
+                raise
+            self._end()
+
+    def _end(self) -> NoReturn:
+        self.stop()
+        raise MediaStreamError
+
+    def _report(self, error: DecartSDKError) -> None:
+        logger.warning("%s", error.message)
+        if self._on_error is None:
+            return
+        try:
+            self._on_error(error)
+        except Exception:
+            logger.exception("the media error callback raised")

@@ -1,0 +1,70 @@
+"""The track's clock: frames at the model's fps on the 90 kHz clock, without drift or bursts."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import fractions
+import itertools
+import time
+
+import av
+import pytest
+from _media_helpers import pts_steps, run, take
+
+from decart_sync.media import test_pattern
+from decart_sync.media._source_track import Pacer
+
+
+def test_slots_follow_the_frame_rate() -> None:
+    pacer = Pacer(30)
+    assert pacer.claim(100.0) == (0, 0.0)
+    pts, wait = pacer.claim(100.001)
+    assert pts == 3000
+    assert wait == pytest.approx(1 / 30 - 0.001)
+    pts, wait = pacer.claim(100.0 + 2 / 30)  # exactly on time
+    assert (pts, wait) == (6000, 0.0)
+
+
+def test_timestamps_do_not_drift_when_the_step_is_not_whole() -> None:
+    pacer = Pacer(7)  # 90000 / 7 is not an integer
+    now = 0.0
+    stamps = []
+    for _ in range(701):
+        pts, wait = pacer.claim(now)
+        stamps.append(pts)
+        now += wait
+    assert stamps[700] == 9_000_000  # 100 s later, exactly 100 s of clock
+    steps = {b - a for a, b in itertools.pairwise(stamps)}
+    assert steps <= {12857, 12858}
+
+
+def test_a_late_consumer_gets_one_frame_now_and_no_burst() -> None:
+    pacer = Pacer(10)
+    pacer.claim(0.0)
+    pts, wait = pacer.claim(0.55)  # five slots late
+    assert (pts, wait) == (45000, 0.0)  # the slot that is current now, at once
+    pts, wait = pacer.claim(0.55)  # asking again right away must wait for the next slot
+    assert pts == 54000
+    assert wait == pytest.approx(0.05)
+
+
+def test_a_track_is_paced_and_stamped(executor: concurrent.futures.Executor) -> None:
+    source = test_pattern(width=320, height=176, fps=50)
+    count, fps = 26, 50
+
+    async def receive() -> tuple[list[av.VideoFrame], float]:
+        track = source.open_track(width=160, height=96, fps=fps, executor=executor)
+        started = time.monotonic()
+        frames = await take(track, count)
+        return frames, time.monotonic() - started
+
+    frames, elapsed = run(receive())
+    assert [(f.width, f.height, f.format.name) for f in frames] == [(160, 96, "yuv420p")] * count
+    assert all(f.time_base == fractions.Fraction(1, 90000) for f in frames)
+    steps = pts_steps(frames)
+    assert all(step > 0 and step % 1800 == 0 for step in steps), steps
+    # On a busy machine a slot can be missed, but most frames must be one slot apart.
+    assert steps.count(1800) >= len(steps) * 0.8, steps
+    nominal = (count - 1) / fps
+    assert nominal * 0.9 <= elapsed <= nominal + 2.0
+    assert source.frames_sent == count
