@@ -12,7 +12,6 @@ files, cameras or numpy producers, only about pacing, conversion and ending clea
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -27,6 +26,7 @@ from aiortc.mediastreams import (
     MediaStreamTrack,
 )
 
+from decart_sync._redact import get_logger
 from decart_sync.errors import DecartSDKError, InvalidInputError
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
     "to_track_frame",
 ]
 
-logger = logging.getLogger("decart_sync.media")
+logger = get_logger(__name__)
 
 ErrorCallback = Callable[[DecartSDKError], None]
 

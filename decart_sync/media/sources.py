@@ -23,7 +23,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import io
-import logging
 import os
 import pathlib
 import sys
@@ -38,6 +37,7 @@ import av.container
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from decart_sync._redact import get_logger
 from decart_sync.errors import (
     DecartSDKError,
     InvalidInputError,
@@ -68,7 +68,7 @@ __all__ = [
     "video_file",
 ]
 
-logger = logging.getLogger("decart_sync.media")
+logger = get_logger(__name__)
 
 PixelFormat = Literal["bgr24", "rgb24"]
 
