@@ -1,0 +1,114 @@
+"""``decart-sync emulator``: run the local emulator from a shell until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from decart_sync.emulator.auth import DEFAULT_API_KEY
+
+if TYPE_CHECKING:
+    from decart_sync.emulator.handle import Emulator
+
+DEFAULT_PORT = 8765
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, this machine only)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0: any)"
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help=f"accept this permanent API key (repeatable; default: {DEFAULT_API_KEY})",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N producer sessions at once; more get the capacity error",
+    )
+    parser.add_argument(
+        "--admin-token",
+        default=None,
+        metavar="T",
+        help="token for the admin (fault injection) API (default: random)",
+    )
+
+
+def _banner(emulator: Emulator) -> str:
+    return f"""decart-sync emulator listening
+  REST base:      {emulator.url}
+  realtime base:  {emulator.realtime_url}
+  API key:        {emulator.api_key}
+  admin token:    {emulator.admin_token}   (Authorization: Bearer ..., under /_emulator/)
+
+Connect with:
+
+    from decart_sync import DecartClient
+
+    client = DecartClient(
+        api_key={emulator.api_key!r},
+        base_url={emulator.url!r},
+        realtime_base_url={emulator.realtime_url!r},
+    )
+
+Press Ctrl-C to stop."""
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.max_sessions is not None and args.max_sessions < 0:
+        print("--max-sessions must be >= 0", file=sys.stderr)
+        return 2
+    try:
+        from decart_sync.emulator.handle import Emulator
+    except ImportError as exc:
+        print(
+            f"the emulator needs its extra ({exc}): pip install 'decart-sync[emulator]'",
+            file=sys.stderr,
+        )
+        return 1
+    emulator = Emulator(
+        host=args.host,
+        port=args.port,
+        api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)),
+        max_sessions=args.max_sessions,
+        admin_token=args.admin_token,
+    )
+    try:
+        emulator.start()
+    except OSError as exc:
+        print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # SIGTERM stops as cleanly as Ctrl-C (SIGINT) does. The handlers stay in place until the
+    # emulator has stopped, so that a second Ctrl-C cannot cut the shutdown short.
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(_banner(emulator), flush=True)
+        while not stop.wait(0.5):
+            if not emulator.running:
+                print("the emulator stopped unexpectedly", file=sys.stderr)
+                return 1
+    finally:
+        emulator.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("emulator stopped", flush=True)
+    return 0

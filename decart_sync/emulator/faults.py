@@ -1,0 +1,59 @@
+"""Server-wide fault settings that tests switch on to see how clients cope.
+
+Faults aimed at one session (drop its WebSocket, fail its peer connection, freeze its video,
+end it) act on the session directly; see ``EmulatorServer``. This module holds the ones that
+change how the whole server behaves until they are cleared: acknowledgements delayed or withheld,
+and the next N producer connections rejected.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from decart_sync._protocol import CAPACITY_ERROR
+
+
+class UnknownSession(LookupError):
+    """A fault aimed at a session id the emulator does not hold."""
+
+
+@attrs.define
+class FaultPlan:
+    """The server-wide faults in effect. Used on the emulator's loop only."""
+
+    #: Every ``prompt_ack``/``set_image_ack`` is sent this many seconds late.
+    ack_delay: float = 0.0
+    #: Acks are not sent at all while this is on; the ones held back are never sent.
+    acks_withheld: bool = False
+    #: This many further producer connections are rejected with ``rejection_error``.
+    rejections_left: int = 0
+    rejection_error: str = CAPACITY_ERROR
+
+    def take_rejection(self) -> str | None:
+        """The error text for a new producer connection that must be rejected, else None."""
+        if self.rejections_left <= 0:
+            return None
+        self.rejections_left -= 1
+        return self.rejection_error
+
+    def clear(self) -> None:
+        self.ack_delay = 0.0
+        self.acks_withheld = False
+        self.rejections_left = 0
+        self.rejection_error = CAPACITY_ERROR
+
+
+def validate_delay(seconds: object, what: str) -> float:
+    """A fault duration: a finite, non-negative number of seconds (ValueError otherwise)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise ValueError(f"{what} must be a number of seconds, got {seconds!r}")
+    value = float(seconds)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{what} must be a finite number of seconds >= 0, got {seconds!r}")
+    return value
+
+
+def validate_count(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {n!r}")
+    return n

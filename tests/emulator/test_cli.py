@@ -1,0 +1,121 @@
+"""``decart-sync emulator`` as a user runs it: a separate process, served, then Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from rawclient import WAIT, MediaLoop, RawClient
+
+from decart_sync.emulator import cli
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Process:
+    """The emulator command, with its output read line by line on a thread."""
+
+    def __init__(self, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "decart_sync.cli", "emulator", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            self.lines.put(line)
+
+    def read_until(self, marker: str, timeout: float = WAIT) -> str:
+        while not any(marker in line for line in self.output):
+            try:
+                self.output.append(self.lines.get(timeout=timeout))
+            except queue.Empty:
+                raise AssertionError(f"no {marker!r} in {''.join(self.output)!r}") from None
+        return "".join(self.output)
+
+
+@pytest.fixture
+def process() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for proc in started:
+        if proc.popen.poll() is None:
+            proc.popen.kill()
+        proc.popen.wait(10)
+
+
+def test_the_command_serves_a_session_and_stops_on_ctrl_c(
+    process: list[Process], media: MediaLoop
+) -> None:
+    port = _free_port()
+    proc = Process(
+        "--port", str(port), "--api-key", "first-key", "--api-key", "second-key",
+        "--admin-token", "admin-secret", "--max-sessions", "3",
+    )  # fmt: skip
+    process.append(proc)
+    banner = proc.read_until("Ctrl-C")
+    assert f"http://127.0.0.1:{port}" in banner
+    assert f"ws://127.0.0.1:{port}" in banner
+    assert "first-key" in banner and "admin-secret" in banner
+    assert (
+        f"DecartClient(\n        api_key='first-key',\n        base_url='http://127.0.0.1:{port}',"
+        f"\n        realtime_base_url='ws://127.0.0.1:{port}',\n    )" in banner
+    )
+
+    url = RawClient.producer_url(f"ws://127.0.0.1:{port}", "second-key")
+    with RawClient(url, media) as client:
+        assert client.set_prompt("cartoon")["success"]
+        client.negotiate()
+        frame = client.wait_frames(3)
+        assert (frame.width, frame.height) == (1088, 624)
+
+        proc.popen.send_signal(signal.SIGINT)
+        assert proc.popen.wait(WAIT) == 0
+        assert client.expect("generation_ended")["reason"] == "server_shutdown"
+        assert client.wait_closed().code == 1001
+    assert "emulator stopped" in proc.read_until("emulator stopped")
+
+
+def test_the_command_reports_a_busy_port(process: list[Process]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        proc = Process("--port", str(sock.getsockname()[1]))
+        process.append(proc)
+        assert proc.popen.wait(WAIT) == 1
+    assert "cannot listen" in proc.read_until("cannot listen")
+
+
+def test_arguments_and_defaults() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.host, args.port, args.api_keys, args.max_sessions, args.admin_token) == (
+        "127.0.0.1",
+        8765,
+        None,
+        None,
+        None,
+    )
+    args = parser.parse_args(["--max-sessions", "-1"])
+    assert cli.run(args) == 2
