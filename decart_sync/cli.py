@@ -14,6 +14,9 @@ from decart_sync._version import __version__
 # missing optional extra only affects the subcommand that needs it.
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "emulator": ("decart_sync.emulator.cli", "run a local Decart-compatible realtime server"),
+    "demo": ("decart_sync.commands.demo", "stream a test pattern through a local emulator"),
+    "run": ("decart_sync.commands.run", "stream a file, camera or test pattern through a model"),
+    "token": ("decart_sync.commands.token", "create a short-lived client token, printed as JSON"),
 }
 
 

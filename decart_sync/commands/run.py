@@ -1,0 +1,151 @@
+"""``decart-sync run``: stream a video file, a camera or the test pattern through a realtime
+model, record the transformed video to an MP4 and report how it went.
+
+It is ``decart-sync demo`` pointed at a real service (Decart's by default, or any
+``--base-url``): the same session handling, progress and summary, with the API key taken from
+``DECART_API_KEY``. Only the synthetic input carries the demo's timecode, so per-frame latency is
+measured for ``--input synthetic`` (against the emulator; a generative model may redraw the
+barcode); other inputs report the network round trip instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from urllib.parse import urlsplit
+
+from decart_sync import models
+from decart_sync._protocol import DEFAULT_BASE_URL
+from decart_sync.client import DecartClient
+from decart_sync.commands._common import (
+    DEFAULT_MODEL,
+    EXIT_USAGE,
+    CommandError,
+    api_key_from_env,
+    check_seconds,
+    output_path,
+    run_command,
+)
+from decart_sync.commands._live import LivePlan, Progress, finish, stream_session
+from decart_sync.commands._timecode import StampedPattern
+from decart_sync.media.sources import IterableSource, VideoSource, camera, video_file
+
+SYNTHETIC = "synthetic"
+CAMERA_PREFIX = "camera:"
+# The synthetic input's size: the session scales it to the model's size.
+_SYNTHETIC_SIZE = (640, 352)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Keep the example's line breaks: it is meant to be copied.
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = """\
+The API key comes from DECART_API_KEY. Against a local emulator:
+
+  decart-sync emulator --port 8765 &
+  DECART_API_KEY=decart-emulator-key decart-sync run --input synthetic \\
+      --prompt anime --seconds 5 --base-url http://127.0.0.1:8765 --output out.mp4
+"""
+    parser.add_argument(
+        "--input",
+        required=True,
+        metavar="FILE|camera:N|synthetic",
+        help="a video file, a camera (camera:0, or camera:/dev/video2), or the test pattern",
+    )
+    parser.add_argument("--prompt", help="the style to apply")
+    parser.add_argument("--image", metavar="FILE|URL", help="a reference image")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help=f"realtime model (default: {DEFAULT_MODEL})"
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="REST base URL (default: $DECART_BASE_URL or Decart's API)",
+    )
+    parser.add_argument(
+        "--realtime-base-url",
+        metavar="URL",
+        help="realtime base URL (default: $DECART_REALTIME_BASE_URL, else derived from "
+        "--base-url, else Decart's)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        metavar="S",
+        help="how long to stream (default: until the input ends, or Ctrl-C)",
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="FILE", help="where to record the transformed video"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log what the SDK does, to stderr")
+
+
+def open_input(spec: str) -> tuple[VideoSource, StampedPattern | None]:
+    """The source named by ``--input``, and the stamped pattern if it is the synthetic one."""
+    if spec == SYNTHETIC:
+        pattern = StampedPattern(*_SYNTHETIC_SIZE)
+        return IterableSource(pattern), pattern
+    if spec.startswith(CAMERA_PREFIX):
+        device = spec[len(CAMERA_PREFIX) :]
+        if not device:
+            raise CommandError("--input camera: needs a device, e.g. camera:0", EXIT_USAGE)
+        return camera(int(device) if device.isdigit() else device), None
+    return video_file(spec), None
+
+
+def _realtime_base(args: argparse.Namespace) -> str | None:
+    """The realtime base URL to use, or None for the client's default.
+
+    A REST base of one's own (an emulator, a proxy; from --base-url or $DECART_BASE_URL) is
+    taken to serve realtime too unless a realtime base is given; otherwise the realtime
+    default would still be Decart's service while tokens went elsewhere.
+    """
+    if args.realtime_base_url:
+        return str(args.realtime_base_url)
+    if os.environ.get("DECART_REALTIME_BASE_URL"):
+        return None
+    base = args.base_url or os.environ.get("DECART_BASE_URL")
+    if not base or urlsplit(base).hostname == urlsplit(DEFAULT_BASE_URL).hostname:
+        return None  # Decart's own REST host: its realtime host is the client's default
+    return str(base)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_command("run", lambda: _run(args), verbose=args.verbose)
+
+
+def _run(args: argparse.Namespace) -> int:
+    model = models.realtime(args.model)
+    if args.prompt is None and args.image is None:
+        raise CommandError("give a --prompt, an --image, or both", EXIT_USAGE)
+    seconds = None if args.seconds is None else check_seconds(args.seconds)
+    key = api_key_from_env()
+    output = output_path(args.output)
+    with contextlib.ExitStack() as stack:
+        source, pattern = open_input(args.input)
+        stack.enter_context(source)
+        client = stack.enter_context(
+            DecartClient(
+                api_key=key, base_url=args.base_url, realtime_base_url=_realtime_base(args)
+            )
+        )
+        until = f"for {seconds:g} s" if seconds else "until the input ends (Ctrl-C stops)"
+        print(
+            f"decart-sync run: {args.input} through {model.name} at {client.realtime_base_url} "
+            f"{until}, recorded to {output}",
+            flush=True,
+        )
+        plan = LivePlan(
+            model=model,
+            source=source,
+            output=output,
+            prompt=args.prompt,
+            image=args.image,
+            seconds=seconds,
+            pattern=pattern,
+            service=client.realtime_base_url,
+        )
+        result = stream_session(client, plan, Progress(sys.stdout))
+    return finish("run", result, sys.stdout)

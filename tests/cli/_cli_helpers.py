@@ -1,0 +1,73 @@
+"""Running the installed ``decart-sync`` console script the way a user does, and reading back
+what it wrote."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+import av
+import numpy as np
+
+# The permanent key the CLI tests' emulator accepts: their own, so they can check it is never
+# printed.
+SECRET_KEY = "sk-cli-test-permanent-key-0123456789"
+
+
+def console_script() -> str:
+    """The ``decart-sync`` executable installed next to this interpreter (the venv's)."""
+    beside = pathlib.Path(sys.executable).parent / "decart-sync"
+    found = str(beside) if beside.exists() else shutil.which("decart-sync")
+    assert found, "the decart-sync console script is not installed (pip install -e .)"
+    return found
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without any DECART_* setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECART_")}
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    cwd: pathlib.Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [console_script(), *args],
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    """The command failed with ``code`` and said why in one line, with no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def video_frames(
+    path: pathlib.Path, keep: Callable[[float], bool] = lambda t: True
+) -> list[tuple[float, np.ndarray | None]]:
+    """(time, BGR pixels) of every frame of a video file; pixels only where ``keep(time)``."""
+    with av.open(str(path)) as container:
+        return [
+            (t, frame.to_ndarray(format="bgr24") if keep(t) else None)
+            for frame in container.decode(video=0)
+            for t in (float(frame.time),)
+        ]

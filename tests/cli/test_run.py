@@ -1,0 +1,94 @@
+"""``decart-sync run``: the demo's flow against a real service (here, an emulator on its own
+port, as any --base-url would be)."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+from _cli_helpers import SECRET_KEY, assert_one_line_error, run_cli, video_frames
+
+from decart_sync.emulator import Emulator
+from decart_sync.media import render_test_pattern
+from decart_sync.media.recorder import Recorder
+
+
+def test_synthetic_input_through_a_service(emulator: Emulator, tmp_path: pathlib.Path) -> None:
+    output = tmp_path / "run.mp4"
+    result = run_cli(
+        [
+            *("run", "--input", "synthetic", "--prompt", "noir", "--seconds", "2"),
+            *("--base-url", emulator.url, "--output", str(output)),
+        ],
+        env={"DECART_API_KEY": SECRET_KEY},
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert emulator.realtime_url in out
+    assert re.search(r'prompt +"noir"', out)
+    assert re.search(r"latency +p50 \d+ ms, p95 \d+ ms", out)
+    recorded = int(re.search(r"(\d+) recorded", out)[1])
+    frames = video_frames(output, keep=lambda t: t > 1.5)
+    assert len(frames) == recorded >= 40
+    assert frames[-1][0] == pytest.approx(2.0, abs=0.4)
+    # Noir: grey only.
+    last = frames[-1][1]
+    assert last is not None
+    pixels = last.astype(int)
+    assert (pixels.max(axis=2) - pixels.min(axis=2)).mean() < 4
+    assert SECRET_KEY not in out + result.stderr
+
+
+def test_a_video_file_plays_to_its_end(emulator: Emulator, tmp_path: pathlib.Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    with Recorder(clip) as recorder:
+        for n in range(30):  # one second
+            recorder.write(render_test_pattern(n, 320, 176), at=n / 30)
+    output = tmp_path / "out.mp4"
+    result = run_cli(
+        ["run", "--input", str(clip), "--prompt", "sepia", "--output", str(output)],
+        env={"DECART_API_KEY": SECRET_KEY, "DECART_BASE_URL": emulator.url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "(the input ended)" in result.stdout
+    assert "latency   not measured" in result.stdout
+    frames = video_frames(output, keep=lambda t: False)
+    assert len(frames) >= 20 and frames[-1][0] < 3.0
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        ([], {}, ["no API key", "DECART_API_KEY"]),
+        (["--model", "lucy-9"], {"DECART_API_KEY": "k" * 12}, ["unknown realtime model"]),
+        (["--input", "missing.mp4"], {"DECART_API_KEY": "k" * 12}, ["not found", "missing.mp4"]),
+        (["--input", "camera:"], {"DECART_API_KEY": "k" * 12}, ["camera:0"]),
+        (["--no-prompt"], {"DECART_API_KEY": "k" * 12}, ["--prompt"]),
+    ],
+)
+def test_bad_setups_are_one_line_usage_errors(
+    args: list[str], env: dict[str, str], words: list[str], tmp_path: pathlib.Path
+) -> None:
+    command = ["run", "--input", "synthetic", "--prompt", "anime", "--output", "x.mp4"]
+    if "--no-prompt" in args:
+        command.remove("--prompt")
+        command.remove("anime")
+        args = []
+    command += args  # later options win
+    result = run_cli(command, env=env, cwd=tmp_path)
+    assert_one_line_error(result, 2, "decart-sync run: error:", *words)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_rejected_key_is_reported_without_it(emulator: Emulator, tmp_path: pathlib.Path) -> None:
+    wrong = "sk-wrong-key-for-this-service-42"
+    result = run_cli(
+        [
+            *("run", "--input", "synthetic", "--prompt", "anime", "--seconds", "1"),
+            *("--base-url", emulator.url, "--output", str(tmp_path / "x.mp4")),
+        ],
+        env={"DECART_API_KEY": wrong},
+    )
+    assert_one_line_error(result, 2, "API key")
+    assert wrong not in result.stdout + result.stderr

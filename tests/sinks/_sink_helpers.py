@@ -1,0 +1,78 @@
+"""Shared helpers for the sink tests: a stand-in session fed by the test, frames whose number
+can be read back, waiting on conditions, and decoding what a sink wrote."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import av
+import numpy as np
+
+from decart_sync.media import render_test_pattern
+from decart_sync.realtime.frames import FrameConsumer, FrameHub
+
+WIDTH, HEIGHT = 320, 176
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    """Poll a condition with a deadline (the only way these tests wait)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.005)
+
+
+def pattern_frame(n: int, width: int = WIDTH, height: int = HEIGHT) -> av.VideoFrame:
+    """Test-pattern frame ``n`` as a decoder would hand it out: yuv420p."""
+    image = render_test_pattern(n, width, height)
+    return av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+
+
+class HubSession:
+    """What sinks need from a session (``frames()``, ``latest()``), over a real FrameHub that
+    the test publishes to, so tests decide exactly when each frame arrives."""
+
+    def __init__(self) -> None:
+        self.hub = FrameHub()
+        self.published = 0
+
+    def frames(
+        self, format: Any = "bgr", *, policy: Any = "latest", maxsize: int = 8
+    ) -> FrameConsumer:
+        return self.hub.consumer(format=format, policy=policy, maxsize=maxsize)
+
+    def latest(self, format: Any = "bgr") -> Any:
+        return self.hub.latest(format)
+
+    def publish(self, frame: av.VideoFrame | None = None) -> None:
+        self.hub.publish(frame if frame is not None else pattern_frame(self.published))
+        self.published += 1
+
+    @property
+    def consumers(self) -> int:
+        return self.hub.active_consumers
+
+
+def thread_alive(name: str) -> bool:
+    return any(t.name == name and t.is_alive() for t in threading.enumerate())
+
+
+def decode_video(path: Any) -> tuple[list[float], tuple[int, int], float]:
+    """Every frame time of a video file, its size, and the container's duration (seconds)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [float(frame.time) for frame in container.decode(stream)]
+        size = (stream.codec_context.width, stream.codec_context.height)
+        duration = (container.duration or 0) / av.time_base
+    return times, size, duration
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """A JPEG or PNG as a BGR array."""
+    with av.open(io.BytesIO(data)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="bgr24")
