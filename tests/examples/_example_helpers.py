@@ -1,0 +1,97 @@
+"""Helpers shared by the example tests: paths, waiting on conditions, running an example as a
+user would, and reading images back."""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import av
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+# One part of an MJPEG stream, as decart_sync.media.mjpeg writes it.
+MJPEG_PART = re.compile(
+    rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n(.*?)\r\n", re.S
+)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    """Poll a condition until a deadline (the only way these tests wait)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+def example_env(**extra: str) -> dict[str, str]:
+    """The environment for running an example offline: no Decart key or URLs, so it starts its
+    own emulator whatever the developer's shell holds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECART_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_example(
+    script: str,
+    args: Sequence[str],
+    *,
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+    cwd: pathlib.Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python examples/<script> <args>`` to its end, as the docstring tells users to."""
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else example_env(),
+        cwd=cwd,
+        check=False,
+    )
+
+
+def jpeg_parts(data: bytes) -> list[bytes]:
+    """The complete JPEGs in a chunk of MJPEG stream, checking each one's Content-Length."""
+    jpegs = []
+    for match in MJPEG_PART.finditer(data):
+        length, jpeg = int(match[1]), match[2]
+        assert len(jpeg) == length, "a part's length does not match its Content-Length"
+        jpegs.append(jpeg)
+    return jpegs
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """A JPEG or PNG as an HxWx3 BGR array."""
+    with av.open(io.BytesIO(data)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="bgr24")
+
+
+def colour_variation(image: np.ndarray) -> float:
+    """How much the colour changes across the picture: about 0 for a grey one, large for a
+    colourful one. Measured around the picture's mean colour, so a uniform tint (a JPEG
+    encoder's rounding leaves greys a level or two green) does not count as colour."""
+    pixels = image.astype(np.int16)
+    b, g, r = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    red, blue = r - g, b - g
+    return float(np.abs(red - red.mean()).mean() + np.abs(blue - blue.mean()).mean())
+
+
+def solid_jpeg(bgr: tuple[int, int, int]) -> bytes:
+    """A small one-colour JPEG, to upload as a reference image."""
+    from decart_sync.media.snapshot import encode_jpeg
+
+    image = np.empty((64, 64, 3), np.uint8)
+    image[:] = bgr
+    return encode_jpeg(image)

@@ -1,0 +1,201 @@
+"""The Flask example in a real browser: headless Chromium (Debian's ``chromium`` and
+``chromium-driver``) driven by Selenium, against the app served on 127.0.0.1 by a real HTTP
+server and an emulator.
+
+What a visitor sees: the picture moves, it shows the prompt's effect (``noir``: grey), and
+after the prompt form is submitted with ``negative`` it shows that one (bright, in colour).
+
+Without Chromium the test is skipped, unless ``DECART_REQUIRE_BROWSER=1`` (CI sets it), in which
+case it fails: a CI that cannot run it must not pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from _example_helpers import colour_variation, decode_image, wait_until
+from flask_app import LiveStream, create_app
+from werkzeug.serving import make_server
+
+from decart_sync import DecartClient
+from decart_sync.emulator import Emulator
+from decart_sync.media import render_test_pattern
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Flags that keep Chromium headless, off the GPU, and off the network: no update checks, no
+# sync, no QUIC probes, no first-run pages. Only the page we open is fetched.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("DECART_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"DECART_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def chromium(tmp_path: pathlib.Path) -> Iterator[Any]:
+    """A headless Chromium session through the system chromedriver (nothing downloaded: with
+    the driver's path given, Selenium Manager does not run)."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        unavailable("selenium is not installed (pip install -e '.[dev]')")
+    binary = next((path for path in CHROMIUM_CANDIDATES if os.path.exists(path)), None)
+    if binary is None or not os.path.exists(CHROMEDRIVER):
+        unavailable("Chromium is not installed (apt-get install chromium chromium-driver)")
+    assert binary is not None
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    # The MJPEG <img> never finishes loading; wait for the document, not for every resource.
+    options.page_load_strategy = "eager"
+    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
+    driver = webdriver.Chrome(service=service, options=options)
+    driver.set_page_load_timeout(30)
+    driver.set_script_timeout(10)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def site(decart_emulator: Emulator) -> Iterator[tuple[str, LiveStream]]:
+    """The Flask example behind werkzeug's threaded server on 127.0.0.1, as ``flask_app.py``
+    serves it; yields its URL."""
+    with DecartClient(
+        api_key=decart_emulator.api_key,
+        base_url=decart_emulator.url,
+        realtime_base_url=decart_emulator.realtime_url,
+    ) as client:
+        app = create_app(client, prompt="noir")
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
+        thread.start()
+        live: LiveStream = app.extensions["live_stream"]
+        try:
+            yield f"http://127.0.0.1:{server.port}/", live
+        finally:
+            live.close()  # ends the page's stream, so the server can shut down
+            server.shutdown()
+            thread.join(10)
+
+
+def poll(
+    read: Callable[[], np.ndarray], accept: Callable[[np.ndarray], bool], what: str
+) -> np.ndarray:
+    """Read the picture until ``accept`` takes it; fail after a deadline, saying what we saw."""
+    seen: list[np.ndarray] = []
+
+    def accepted() -> bool:
+        seen.append(read())
+        return accept(seen[-1])
+
+    try:
+        wait_until(accepted, timeout=15, what=what)
+    except AssertionError:
+        last = seen[-1]
+        raise AssertionError(
+            f"{what}: last picture had mean {last.mean():.1f}, colour variation "
+            f"{colour_variation(last):.1f}"
+        ) from None
+    return seen[-1]
+
+
+def test_the_page_shows_the_live_effect_and_the_prompt_form_changes_it(
+    chromium: Any, site: tuple[str, LiveStream], decart_emulator: Emulator
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    url, live = site
+    chromium.get(url)
+
+    def image() -> Any:
+        return chromium.find_element(By.ID, "live")
+
+    def loaded() -> bool:
+        return bool(
+            chromium.execute_script(
+                "const img = document.getElementById('live');"
+                "return img !== null && img.complete && img.naturalWidth > 0;"
+            )
+        )
+
+    def picture() -> np.ndarray:
+        # What the visitor sees: a screenshot of the <img> element as Chromium drew it.
+        return decode_image(image().screenshot_as_png)
+
+    wait_until(loaded, timeout=20, what="the first frame on the page")
+    natural = chromium.execute_script(
+        "return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image()
+    )
+    assert natural == [1088, 624]
+
+    # 1. The picture moves: a later screenshot differs from the first one.
+    first = picture()
+    poll(
+        picture,
+        lambda later: float(np.abs(later.astype(np.int16) - first).mean()) > 2.0,
+        "the picture to change over time",
+    )
+
+    # 2. It shows the effect. The input is a colourful test pattern; "noir" makes it grey.
+    assert colour_variation(render_test_pattern(0, 640, 352)) > 8
+    noir = poll(picture, lambda shot: colour_variation(shot) < 2, "a grey (noir) picture")
+    assert noir.mean() < 110  # and dark: noir keeps the pattern's dark ground
+
+    # 3. Submitting the prompt form changes it.
+    field = chromium.find_element(By.NAME, "prompt")
+    field.clear()
+    field.send_keys("negative")
+    old_image = image()
+    chromium.find_element(By.CSS_SELECTOR, "#prompt-form button").click()
+    # The form posts, the handler calls set_prompt (blocking), and the browser is redirected
+    # back to a fresh page.
+    wait_until(lambda: is_stale(old_image), timeout=20, what="the page to reload")
+    assert chromium.find_element(By.NAME, "prompt").get_attribute("value") == "negative"
+    assert [s.prompt for s in decart_emulator.sessions()] == ["negative"]
+    assert live.prompt == "negative"
+    wait_until(loaded, timeout=20, what="the stream on the reloaded page")
+    negative = poll(
+        picture,
+        lambda shot: shot.mean() > noir.mean() + 60 and colour_variation(shot) > 6,
+        "a bright, coloured (negative) picture",
+    )
+    assert negative.mean() > 140
+
+
+def is_stale(element: Any) -> bool:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        element.tag_name  # noqa: B018 - touching the element is the check
+    except StaleElementReferenceException:
+        return True
+    return False
