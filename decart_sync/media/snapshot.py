@@ -73,6 +73,7 @@ class JpegEncoder:
         self._context: VideoCodecContext | None = None
         self._size: tuple[int, int] | None = None
         self._reformatter = VideoReformatter()
+        self._to_444 = VideoReformatter()  # its own, so neither re-creates its scaler per frame
         self._count = 0
 
     def _context_for(self, width: int, height: int) -> VideoCodecContext:
@@ -93,6 +94,10 @@ class JpegEncoder:
         """One frame (numpy BGR or av.VideoFrame) as a complete JPEG file's bytes."""
         source = as_video_frame(frame)
         context = self._context_for(source.width, source.height)
+        if source.format.name in ("bgr24", "rgb24"):
+            # swscale's packed-RGB to 4:2:0 path rounds neutral chroma down to 127, which
+            # gives greys a green cast; converting through 4:4:4 first keeps it at 128.
+            source = self._to_444.reformat(source, format="yuvj444p")
         converted = self._reformatter.reformat(source, format="yuvj420p")
         if converted is source:
             # Already in the encoder's format: encode a copy, since encoding stamps a pts on

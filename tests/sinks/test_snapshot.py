@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import pathlib
 
 import av
@@ -67,3 +68,12 @@ def test_bad_input_is_a_clear_error(tmp_path: pathlib.Path, picture: np.ndarray)
         encode_jpeg(picture, quality=0)
     with pytest.raises(InvalidInputError, match="numpy"):
         encode_jpeg("not a frame")
+
+
+def test_jpeg_keeps_greys_grey() -> None:
+    # A plain BGR->4:2:0 conversion rounds neutral chroma to 127, tinting greys green.
+    grey = np.full((64, 64, 3), 100, np.uint8)
+    with av.open(io.BytesIO(encode_jpeg(grey, quality=95))) as container:
+        decoded = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    blue, green, red = decoded.reshape(-1, 3).mean(axis=0)
+    assert abs(green - blue) < 0.5 and abs(green - red) < 0.5
