@@ -186,6 +186,9 @@ def error_from_server(text: str) -> DecartSDKError:
         return InsufficientCreditsError(text)
     if "model" in lowered and "not found" in lowered:
         return ModelNotFoundError(text)
+    if lowered.startswith(("invalid image", "prompt must not be")):
+        # The server refused what the caller sent: the caller's input, not the connection.
+        return InvalidInputError(text)
     if is_permanent_error(text):
         return InvalidAPIKeyError(text)
     return SignalingError(text)

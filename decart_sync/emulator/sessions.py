@@ -99,13 +99,13 @@ def decode_image_data(text: str) -> ReferenceImage:
     executor. Raises :class:`InvalidReferenceImage` with the text for the failed ack."""
     # base64 is 4/3 of the bytes it carries: refuse an oversized image before decoding it.
     if len(text) > (MAX_IMAGE_BYTES // 3 + 1) * 4:
-        raise InvalidReferenceImage(f"image is too large: at most {MAX_IMAGE_BYTES} bytes")
+        raise InvalidReferenceImage(f"invalid image: too large, at most {MAX_IMAGE_BYTES} bytes")
     if not text:
-        raise InvalidReferenceImage("image_data is empty; send base64 image bytes or null")
+        raise InvalidReferenceImage("invalid image: image_data is empty; send base64 or null")
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidReferenceImage("image_data is not valid base64") from None
+        raise InvalidReferenceImage("invalid image: image_data is not valid base64") from None
     return decode_reference_image(data)
 
 
@@ -212,7 +212,8 @@ class ProducerSession(SignalingSession):
                     self.context.executor, decode_image_data, message.image_data
                 )
             except InvalidReferenceImage as exc:
-                await self._acknowledge(SetImageAckMessage(False, f"invalid image: {exc}"))
+                # Its text already reads "invalid image: ...".
+                await self._acknowledge(SetImageAckMessage(False, str(exc)))
                 return
             except RuntimeError:
                 await self._acknowledge(SetImageAckMessage(False, "the server is shutting down"))

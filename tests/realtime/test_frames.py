@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from functools import partial
 from typing import Any
@@ -45,8 +45,14 @@ def rgb_pattern(seed: int) -> np.ndarray[Any, Any]:
     return rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
 
 
+# Every frame make_frame() built during the current test, so live_shared_frames() can tell
+# them from frames other test modules leave behind.
+_made: list[av.VideoFrame] = []
+
+
 def make_frame(seed: int = 0, pts: int | None = None) -> av.VideoFrame:
     frame = av.VideoFrame.from_ndarray(rgb_pattern(seed), format="rgb24")
+    _made.append(frame)
     if pts is not None:
         frame.pts = pts
         frame.time_base = Fraction(1, 90_000)
@@ -62,9 +68,19 @@ def wait_until(predicate: Callable[[], bool], what: str) -> None:
 
 
 def live_shared_frames() -> int:
-    """How many published frames anything still holds (the hub, consumers, this test)."""
+    """How many frames made by this test anything still holds (the hub, consumers, the test).
+    Frames that other test modules' sessions may still hold are not counted."""
     gc.collect()
-    return sum(isinstance(o, frames_module._SharedFrame) for o in gc.get_objects())
+    ours = {id(frame) for frame in _made}  # alive (held by _made), so their ids are unique
+    return sum(
+        isinstance(o, frames_module._SharedFrame) and id(o.frame) in ours for o in gc.get_objects()
+    )
+
+
+@pytest.fixture(autouse=True)
+def _forget_made_frames() -> Iterator[None]:
+    yield
+    _made.clear()
 
 
 def blocked(consumer: FrameConsumer) -> bool:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
 import pathlib
 import subprocess
 import sys
@@ -9,7 +12,7 @@ import threading
 import time
 
 import pytest
-from conftest import SMALL_LUCY, still_frames, wait_until
+from _session_helpers import SMALL_LUCY, still_frames, wait_until
 
 from decart_sync import (
     DecartClient,
@@ -151,14 +154,28 @@ def test_connect_disconnect_cycles_leave_threads_and_fds_as_they_were(
         session.read(timeout=10)
         session.disconnect()
 
+    def open_fds() -> dict[int, str]:
+        gc.collect()  # a closed-over socket waiting for the collector is not a leak
+        links = {}
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                links[int(fd)] = os.readlink(f"/proc/self/fd/{fd}")
+        return links
+
     cycle()  # warm up: lazily created pools and codecs
     wait_until(lambda: emulator.sessions() == [], what="sessions to end")
-    threads, fds = threading.active_count(), process.num_fds()
+    threads, fds = threading.active_count(), open_fds()
     for _ in range(50):
         cycle()
     wait_until(lambda: emulator.sessions() == [], what="sessions to end")
     wait_until(lambda: threading.active_count() <= threads, 10, "threads to return")
-    wait_until(lambda: process.num_fds() <= fds + 2, 10, "file descriptors to return")
+    try:
+        wait_until(lambda: len(open_fds()) <= len(fds) + 2, 10, "file descriptors to return")
+    except AssertionError:
+        now = open_fds()
+        extra = {fd: link for fd, link in now.items() if fds.get(fd) != link}
+        connections = [c for c in process.net_connections("all") if c.fd in extra]
+        raise AssertionError(f"leaked fds: {extra}; sockets: {connections}") from None
 
 
 @pytest.mark.parametrize("codec", ["vp8", "h264"])
@@ -186,7 +203,7 @@ def test_open_sessions_do_not_hang_interpreter_exit(emulator: Emulator) -> None:
     script = f"""
 import sys, threading
 sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})
-from conftest import SMALL_LUCY, picture
+from _session_helpers import SMALL_LUCY, picture
 from decart_sync import DecartClient
 
 stuck = threading.Event()

@@ -13,7 +13,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from conftest import SMALL_LUCY, still_frames, wait_until
+from _session_helpers import SMALL_LUCY, still_frames, wait_until
 
 from decart_sync import (
     DecartClient,
@@ -166,7 +166,8 @@ def test_undecodable_image_is_refused_by_the_server_and_state_kept(
     session.set_prompt("cartoon")
     with pytest.raises(Exception, match="(?i)image") as info:
         session.set(SetInput(prompt="noir", image=b"definitely not an image"))
-    assert type(info.value).__name__ == "SignalingError"
+    assert isinstance(info.value, InvalidInputError)
+    assert info.value.message.count("invalid image") == 1
     assert emulator.sessions()[0].prompt == "cartoon"
     session.set_prompt("noir")
 

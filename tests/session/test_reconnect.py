@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import FAST_RECONNECT, SMALL_LUCY, still_frames, wait_until
+from _session_helpers import FAST_RECONNECT, SMALL_LUCY, still_frames, wait_until
 
 from decart_sync import (
     DecartClient,

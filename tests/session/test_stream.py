@@ -8,7 +8,7 @@ import time
 import av
 import numpy as np
 import pytest
-from conftest import SMALL_LUCY, picture, still_frames, wait_until
+from _session_helpers import SMALL_LUCY, picture, still_frames, wait_until
 
 from decart_sync import DecartClient, InvalidInputError, SessionClosedError
 from decart_sync.emulator import Emulator

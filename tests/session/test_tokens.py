@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SMALL_LUCY, still_frames
+from _session_helpers import SMALL_LUCY, still_frames
 
 from decart_sync import DecartClient, InvalidAPIKeyError, TokenCreateError, models
 from decart_sync.emulator import Emulator
