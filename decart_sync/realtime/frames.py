@@ -312,6 +312,13 @@ class FrameHub:
         shared = self._latest  # one attribute read: no lock needed
         return None if shared is None else shared.pixels(format)
 
+    def latest_info(self, format: FrameFormat = "bgr") -> FrameInfo | None:
+        """Like :meth:`latest`, with the frame's sequence number and times, so a control loop
+        can tell how old the frame it acts on is."""
+        format = _check_format(format)
+        shared = self._latest
+        return None if shared is None else shared.info(format)
+
     def _unsubscribe(self, inbox: _Inbox) -> None:
         # Caller holds self._lock.
         self._inboxes = tuple(other for other in self._inboxes if other is not inbox)

@@ -237,6 +237,10 @@ class _Session:
         """The newest frame received, without waiting (None before the first)."""
         return self._hub.latest(format)
 
+    def latest_info(self, format: FrameFormat = "bgr") -> FrameInfo | None:
+        """The newest frame with its ``seq`` and ``received_at``, without waiting."""
+        return self._hub.latest_info(format)
+
     # ------------------------------------------------------------------ stats
 
     def stats(self, timeout: float = 2.0) -> SessionStats:
@@ -566,6 +570,8 @@ class SubscribeClient(_Session):
             on_remote_stream=options.on_remote_stream,
             remote_stream_handle=self,
         )
+        # The server may not repeat the id to a viewer; the token already names the session.
+        self._controller.session_id = _protocol.SubscribeToken.decode(options.token).sid
 
 
 _numbers = iter(range(1, 1 << 62))

@@ -34,7 +34,7 @@ class RateMeter:
     def rate(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
         recent = [t for t in list(self._times) if now - t <= self._window]
-        if len(recent) < 2:
-            return 0.0
-        span = recent[-1] - recent[0]
-        return (len(recent) - 1) / span if span > 0 else 0.0
+        span = recent[-1] - recent[0] if len(recent) > 1 else 0.0
+        # A handful of frames over a few milliseconds says little about a rate: wait for a
+        # quarter of the window before reporting one.
+        return (len(recent) - 1) / span if span >= self._window / 4 else 0.0

@@ -72,9 +72,9 @@ def live_shared_frames() -> int:
     Frames that other test modules' sessions may still hold are not counted."""
     gc.collect()
     ours = {id(frame) for frame in _made}  # alive (held by _made), so their ids are unique
-    return sum(
-        isinstance(o, frames_module._SharedFrame) and id(o.frame) in ours for o in gc.get_objects()
-    )
+    # type() rather than isinstance(): isinstance would wake lazy proxies (Django settings).
+    shared = [o for o in gc.get_objects() if type(o) is frames_module._SharedFrame]
+    return sum(id(o.frame) in ours for o in shared)
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,9 @@ def test_frames_come_at_the_model_size_in_every_access_style(client: DecartClien
         assert ok and frame.shape == (624, 1088, 3) and frame.dtype == np.uint8
         assert session.get_frame(timeout=10).shape == (624, 1088, 3)
         assert session.latest() is not None
+        newest = session.latest_info()
+        assert newest is not None and newest.frame.shape == (624, 1088, 3)
+        assert 0 <= time.monotonic() - newest.received_at < 5
         with session.frames("rgb") as rgb:
             assert rgb.get(timeout=10).shape == (624, 1088, 3)
         with session.frames("av") as raw:
@@ -136,6 +139,7 @@ def test_subscriber_sees_the_producer_and_cannot_change_it(
         )
         try:
             assert viewer.is_connected()
+            assert viewer.session_id == producer.session_id
             ok, seen = viewer.read(timeout=10)
             assert ok and seen.shape == (624, 1088, 3)
             mine = producer.get_frame(timeout=10)
