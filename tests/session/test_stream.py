@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import threading
 import time
 
@@ -168,3 +169,24 @@ def test_fps_in_and_out_are_reported(client: DecartClient) -> None:
         stats = session.stats()
         assert 10 < stats.fps_out < 40
         assert 10 < stats.fps_in < 40
+
+
+def test_an_aiortc_track_and_a_video_file_are_accepted_as_input(
+    client: DecartClient, tmp_path: pathlib.Path
+) -> None:
+    from aiortc import VideoStreamTrack
+
+    with client.realtime.connect(SMALL_LUCY, VideoStreamTrack()) as session:
+        assert session.read(timeout=10)[0]
+
+    path = tmp_path / "clip.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 176, "yuv420p"
+        for _ in range(30):
+            frame = av.VideoFrame.from_ndarray(picture(), format="bgr24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with client.realtime.connect(SMALL_LUCY, str(path)) as session:
+        assert session.read(timeout=10)[0]
+        wait_until(lambda: session.stats().frames_sent >= 20, what="the clip to play")
