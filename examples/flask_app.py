@@ -23,10 +23,10 @@ In production, under gunicorn::
   request on a thread of its own; every open stream holds one, so size ``--threads`` for your
   viewers plus the other requests.
 * No ``--preload``: the SDK runs its network loop on a thread, and threads do not survive
-  ``fork()``. That is why the session is opened on first use, in the worker that serves the
-  request, never at import time (gunicorn imports the app, then forks its workers when
-  ``--preload`` is on). To have it ready before the first visitor, open it from gunicorn's
-  ``post_fork`` hook, which runs in the worker.
+  ``fork()``. That is why the session (a ``decart_sync.web.SharedSession``) is opened on first
+  use, in the worker that serves the request, never at import time. To have it ready before the
+  first visitor, call its ``session()`` from gunicorn's ``post_fork`` hook, which runs in the
+  worker.
 * ``-w 1``: each worker process opens a session of its own, and each one is billed. One worker
   with many threads shares a single session with every viewer.
 """
@@ -36,148 +36,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import attrs
-from flask import Flask, Response, jsonify, redirect, render_template_string, request, url_for
+from flask import Flask, Response, jsonify, redirect, render_template, request, url_for
 from werkzeug.serving import make_server
 
 from decart_sync import DecartClient, DecartSDKError, InvalidInputError
 from decart_sync.media import test_pattern
-from decart_sync.media.mjpeg import MjpegBroadcaster
-from decart_sync.realtime import RealtimeClient
+from decart_sync.offline import client_or_emulator
+from decart_sync.web import SharedSession
 
 MODEL = "lucy-2.1"
 DEFAULT_PROMPT = "noir"
-# Browsers show MJPEG smoothly at 15 fps; encoding every frame the model sends (30 fps) would
-# double the CPU spent on JPEG for no visible gain.
-MJPEG_FPS = 15.0
 
 log = logging.getLogger("flask_app")
-
-
-def client_from_environment() -> DecartClient:
-    """Decart's service when ``DECART_API_KEY`` is set; otherwise an emulator in this process."""
-    if os.environ.get("DECART_API_KEY"):
-        return DecartClient()
-    # Imported here: the emulator is an optional extra, not needed against the real service.
-    from decart_sync.emulator import Emulator
-
-    emulator = Emulator().start()  # stops by itself when the process exits
-    return DecartClient(
-        api_key=emulator.api_key, base_url=emulator.url, realtime_base_url=emulator.realtime_url
-    )
-
-
-class LiveStream:
-    """The app's one realtime session, opened on first use and shared by every request.
-
-    Opening it lazily is what makes the app safe to fork (see the module docstring), and it also
-    means an app nobody visits holds no session, which on the real service costs credits.
-    """
-
-    def __init__(
-        self,
-        make_client: Callable[[], DecartClient],
-        make_source: Callable[[], Any],
-        prompt: str,
-    ) -> None:
-        self._make_client = make_client
-        self._make_source = make_source
-        self._lock = threading.Lock()
-        self._client: DecartClient | None = None
-        self._session: RealtimeClient | None = None
-        self._broadcaster: MjpegBroadcaster | None = None
-        # What the visitors asked for last, so a replacement session starts where the old one was.
-        self.prompt = prompt
-        self.image: bytes | None = None
-
-    def client(self) -> DecartClient:
-        with self._lock:
-            return self._client_locked()
-
-    def _client_locked(self) -> DecartClient:
-        if self._client is None:
-            self._client = self._make_client()
-        return self._client
-
-    def session(self) -> tuple[RealtimeClient, MjpegBroadcaster]:
-        """The live session and its MJPEG broadcaster, connecting first if there is none."""
-        # Holding the lock while connecting makes concurrent first requests wait for the one
-        # session instead of each opening their own.
-        with self._lock:
-            if self._session is not None and self._session.get_connection_state() == "disconnected":
-                # It ended for good (retries exhausted, credits out): start a fresh one.
-                self._close_session_locked()
-            if self._session is None or self._broadcaster is None:
-                session = self._client_locked().realtime.connect(
-                    MODEL, self._make_source(), prompt=self.prompt, image=self.image, timeout=30
-                )
-                self._session = session
-                self._broadcaster = MjpegBroadcaster(session, max_fps=MJPEG_FPS)
-            return self._session, self._broadcaster
-
-    def current(self) -> RealtimeClient | None:
-        """The session if one is open, without opening one (for status checks)."""
-        return self._session
-
-    def broadcaster(self) -> MjpegBroadcaster | None:
-        return self._broadcaster
-
-    def _close_session_locked(self) -> None:
-        if self._broadcaster is not None:
-            self._broadcaster.close()  # ends every viewer's stream
-        if self._session is not None:
-            self._session.disconnect()
-        self._session = self._broadcaster = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._close_session_locked()
-            if self._client is not None:
-                self._client.close()
-                self._client = None
-
-
-PAGE = """<!doctype html>
-<html>
-<head>
-  <meta charset="utf-8">
-  <title>decart-sync: Flask</title>
-  <style>
-    body { font-family: sans-serif; margin: 2em; }
-    img { max-width: 100%; background: #222; }
-  </style>
-</head>
-<body>
-  <h1>Live stream</h1>
-  <img id="live" src="{{ url_for('video') }}" width="1088" height="624" alt="live stream">
-  <form id="prompt-form" method="post" action="{{ url_for('set_prompt') }}">
-    <input name="prompt" value="{{ prompt }}" size="40" aria-label="prompt">
-    <button type="submit">Set prompt</button>
-  </form>
-  <form method="post" action="{{ url_for('set_image') }}" enctype="multipart/form-data">
-    <input type="file" name="image" accept="image/*" aria-label="reference image">
-    <button type="submit">Set reference image</button>
-  </form>
-  <pre id="status"></pre>
-  <script>
-    // The status endpoint is plain JSON; show it, refreshed every two seconds.
-    async function refresh() {
-      const response = await fetch("{{ url_for('status') }}");
-      document.getElementById("status").textContent =
-        JSON.stringify(await response.json(), null, 2);
-    }
-    refresh();
-    setInterval(refresh, 2000);
-  </script>
-</body>
-</html>
-"""
 
 
 def create_app(
@@ -186,12 +61,19 @@ def create_app(
     prompt: str = DEFAULT_PROMPT,
     source: Callable[[], Any] = test_pattern,
 ) -> Flask:
-    """Build the app. ``client``: a DecartClient to use (default: from the environment, opened
-    on first use). ``source``: makes the session's input; use ``lambda: camera(0)`` for a
-    webcam (``from decart_sync.media import camera``)."""
+    """Build the app. ``client``: a DecartClient to use (default: Decart's service when
+    ``DECART_API_KEY`` is set, else an emulator in this process; made on first use).
+    ``source``: makes the session's input; use ``lambda: camera(0)`` for a webcam
+    (``from decart_sync.media import camera``)."""
+    # The page is templates/live_page.html next to this file, shared with the Django example.
     app = Flask(__name__)
-    make_client = (lambda: client) if client is not None else client_from_environment
-    live = LiveStream(make_client, source, prompt)
+    # The one session every request shares, opened by the first request that needs it.
+    live = SharedSession(
+        MODEL,
+        source,
+        client_factory=(lambda: client) if client is not None else client_or_emulator,
+        prompt=prompt,
+    )
     # Tests and your own extensions find the stream here.
     app.extensions["live_stream"] = live
 
@@ -204,11 +86,12 @@ def create_app(
 
     @app.get("/")
     def index() -> str:
-        return render_template_string(PAGE, prompt=live.prompt)
+        urls = {name: url_for(name) for name in ("video", "set_prompt", "set_image", "status")}
+        return render_template("live_page.html", framework="Flask", urls=urls, prompt=live.prompt)
 
     @app.get("/video.mjpg")
     def video() -> Response:
-        _, broadcaster = live.session()
+        broadcaster = live.broadcaster()
         # The server closes the iterator when the visitor leaves, which detaches the viewer.
         return Response(broadcaster.viewer(), content_type=broadcaster.content_type)
 
@@ -217,9 +100,7 @@ def create_app(
         text = request.form.get("prompt", "").strip()
         if not text:
             return jsonify({"error": "the prompt is empty"}), 400
-        session, _ = live.session()
-        session.set_prompt(text)  # blocks until the server has applied it
-        live.prompt = text
+        live.set_prompt(text)  # blocks until the server has applied it
         # Post/redirect/get: reloading the page does not post the form again.
         return redirect(url_for("index"), code=303)
 
@@ -229,27 +110,13 @@ def create_app(
         data = upload.read() if upload is not None else b""
         if not data:
             return jsonify({"error": "no image uploaded"}), 400
-        session, _ = live.session()
-        session.set_image(data)  # keeps the prompt; raises InvalidInputError for a bad image
-        live.image = data
+        live.set_image(data)  # keeps the prompt; raises InvalidInputError for a bad image
         return redirect(url_for("index"), code=303)
 
     @app.get("/api/status")
     def status() -> Response:
-        session = live.current()
-        if session is None:
-            # Nobody has watched yet: report that rather than open a session just to describe it.
-            return jsonify({"state": "disconnected", "session_id": None, "prompt": live.prompt})
-        broadcaster = live.broadcaster()
-        return jsonify(
-            {
-                "state": session.get_connection_state(),
-                "session_id": session.session_id,
-                "prompt": live.prompt,
-                "viewers": broadcaster.viewers if broadcaster is not None else 0,
-                "stats": attrs.asdict(session.stats()),
-            }
-        )
+        # Describes the session without opening one: nobody watching means no session.
+        return jsonify(live.status())
 
     @app.post("/api/realtime-token")
     def create_realtime_token() -> Any:
@@ -287,16 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         thread.join(args.seconds)
     server.shutdown()
 
-    live: LiveStream = app.extensions["live_stream"]
-    session, broadcaster = live.current(), live.broadcaster()
+    live: SharedSession = app.extensions["live_stream"]
+    status = live.status()
     elapsed = time.monotonic() - started
-    if session is None or broadcaster is None:
+    if status["session_id"] is None:
         print(f"Stopped after {elapsed:.1f} s; nobody watched, so no session was opened.")
     else:
-        stats = session.stats()
         print(
-            f"Stopped after {elapsed:.1f} s: session {session.session_id} received "
-            f"{stats.frames_received} frames; {broadcaster.frames_encoded} JPEGs encoded."
+            f"Stopped after {elapsed:.1f} s: session {status['session_id']} received "
+            f"{status['stats']['frames_received']} frames."
         )
     live.close()
     return 0

@@ -16,39 +16,18 @@ OpenCV installed (``pip install opencv-python``) and a display, the frames are s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import pathlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from decart_sync import DecartClient
 from decart_sync.media import camera, test_pattern, video_file
 from decart_sync.media.snapshot import save_frame
-
-
-@contextlib.contextmanager
-def decart_client() -> Iterator[DecartClient]:
-    """Decart's service when ``DECART_API_KEY`` is set; otherwise an emulator in this process."""
-    if os.environ.get("DECART_API_KEY"):
-        with DecartClient() as client:
-            yield client
-        return
-    from decart_sync.emulator import Emulator  # an optional extra, only needed offline
-
-    with (
-        Emulator() as emulator,
-        DecartClient(
-            api_key=emulator.api_key,
-            base_url=emulator.url,
-            realtime_base_url=emulator.realtime_url,
-        ) as client,
-    ):
-        yield client
+from decart_sync.offline import client_or_emulator
 
 
 def open_input(spec: str) -> Any:
@@ -94,8 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     frames_seen = written = 0
     next_write = 0.0
+    # Decart's service when DECART_API_KEY is set; otherwise an emulator in this process.
     with (
-        decart_client() as client,
+        client_or_emulator() as client,
         client.realtime.connect(
             "lucy-2.1", open_input(args.input), prompt=args.prompt, timeout=30
         ) as session,

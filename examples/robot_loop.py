@@ -15,35 +15,14 @@ The "decision" is a stand-in: steer towards the brighter half of the picture.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from decart_sync import DecartClient, DecartTimeoutError, SessionClosedError
+from decart_sync import DecartTimeoutError, SessionClosedError
 from decart_sync.media import test_pattern
+from decart_sync.offline import client_or_emulator
 from decart_sync.realtime import FrameInfo
-
-
-@contextlib.contextmanager
-def decart_client() -> Iterator[DecartClient]:
-    """Decart's service when ``DECART_API_KEY`` is set; otherwise an emulator in this process."""
-    if os.environ.get("DECART_API_KEY"):
-        with DecartClient() as client:
-            yield client
-        return
-    from decart_sync.emulator import Emulator  # an optional extra, only needed offline
-
-    with (
-        Emulator() as emulator,
-        DecartClient(
-            api_key=emulator.api_key,
-            base_url=emulator.url,
-            realtime_base_url=emulator.realtime_url,
-        ) as client,
-    ):
-        yield client
 
 
 def steer(frame: Any) -> float:
@@ -64,8 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ticks = fresh = overruns = 0
     ages: list[float] = []
+    # Decart's service when DECART_API_KEY is set; otherwise an emulator in this process.
     with (
-        decart_client() as client,
+        client_or_emulator() as client,
         client.realtime.connect(
             "lucy-2.1", test_pattern(), prompt=args.prompt, timeout=30
         ) as session,

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import functools
 import http.server
-import os
 import pathlib
 import tempfile
 import threading
@@ -33,6 +32,7 @@ import numpy as np
 from decart_sync import DecartClient, SetInput, models
 from decart_sync.media import VideoSource, test_pattern
 from decart_sync.media.snapshot import encode_jpeg
+from decart_sync.offline import client_or_emulator
 from decart_sync.realtime import RealtimeClient, RealtimeConnectOptions
 from decart_sync.types import ModelState, Prompt
 
@@ -184,16 +184,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         draw_character(folder / "character.jpg")
         image_url = stack.enter_context(serve_folder(folder)) + "/character.jpg"
 
-        api_key = os.environ.get("DECART_API_KEY")
-        base_url: str | None = None  # Decart's service
-        if not api_key:
-            from decart_sync.emulator import Emulator  # an optional extra, only needed offline
-
-            emulator = stack.enter_context(Emulator())
-            # One address serves both REST and realtime, so base_url is all the client needs.
-            api_key, base_url = emulator.api_key, emulator.url
-
-        counter = quick_start(api_key, base_url, folder / "character.jpg", image_url, args.seconds)
+        # Decart's service when DECART_API_KEY is set; otherwise an emulator in this process.
+        # The Quick Start takes only its key and address: it makes its own client, as the docs do.
+        service = stack.enter_context(client_or_emulator())
+        counter = quick_start(
+            service.api_key, service.base_url, folder / "character.jpg", image_url, args.seconds
+        )
     return 0 if counter.frames > 0 else 1
 
 

@@ -1,6 +1,7 @@
 """Watch another session, read-only, with the subscribe token its producer shares.
 
-Run it (no key needed: it starts a local emulator and a producer session in this process)::
+Run it (no key needed: without ``DECART_API_KEY`` it starts a local emulator in this process,
+and without ``--token`` it starts a producer session to watch)::
 
     python examples/subscribe_viewer.py --seconds 5
 
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import time
 from collections.abc import Sequence
 
 from decart_sync import DecartClient
 from decart_sync.media import test_pattern
+from decart_sync.offline import client_or_emulator
 
 
 def watch(client: DecartClient, token: str, seconds: float) -> tuple[int, float]:
@@ -51,21 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prompt", default="neon", help="the producer's prompt")
     args = parser.parse_args(argv)
 
-    with contextlib.ExitStack() as stack:
-        if args.token:
-            client = stack.enter_context(DecartClient())  # key and URLs from the environment
-            token = args.token
-        else:
-            from decart_sync.emulator import Emulator  # an optional extra, only needed offline
+    if args.token and not os.environ.get("DECART_API_KEY"):
+        parser.error("--token needs DECART_API_KEY: the key of the server the session runs on")
 
-            emulator = stack.enter_context(Emulator())
-            client = stack.enter_context(
-                DecartClient(
-                    api_key=emulator.api_key,
-                    base_url=emulator.url,
-                    realtime_base_url=emulator.realtime_url,
-                )
-            )
+    # Decart's service when DECART_API_KEY is set; otherwise an emulator in this process.
+    with client_or_emulator() as client, contextlib.ExitStack() as stack:
+        token = args.token
+        if token is None:
             producer = stack.enter_context(
                 client.realtime.connect("lucy-2.1", test_pattern(), prompt=args.prompt, timeout=30)
             )

@@ -20,12 +20,13 @@ from typing import Any
 import numpy as np
 import pytest
 from _example_helpers import colour_variation, decode_image, wait_until
-from flask_app import LiveStream, create_app
+from flask_app import create_app
 from werkzeug.serving import make_server
 
 from decart_sync import DecartClient
 from decart_sync.emulator import Emulator
 from decart_sync.media import render_test_pattern
+from decart_sync.web import SharedSession
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -86,7 +87,7 @@ def chromium(tmp_path: pathlib.Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def site(decart_emulator: Emulator) -> Iterator[tuple[str, LiveStream]]:
+def site(decart_emulator: Emulator) -> Iterator[tuple[str, SharedSession]]:
     """The Flask example behind werkzeug's threaded server on 127.0.0.1, as ``flask_app.py``
     serves it; yields its URL."""
     with DecartClient(
@@ -98,7 +99,7 @@ def site(decart_emulator: Emulator) -> Iterator[tuple[str, LiveStream]]:
         server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
         thread.start()
-        live: LiveStream = app.extensions["live_stream"]
+        live: SharedSession = app.extensions["live_stream"]
         try:
             yield f"http://127.0.0.1:{server.port}/", live
         finally:
@@ -129,7 +130,7 @@ def poll(
 
 
 def test_the_page_shows_the_live_effect_and_the_prompt_form_changes_it(
-    chromium: Any, site: tuple[str, LiveStream], decart_emulator: Emulator
+    chromium: Any, site: tuple[str, SharedSession], decart_emulator: Emulator
 ) -> None:
     from selenium.webdriver.common.by import By
 

@@ -77,7 +77,7 @@ def test_wsgi_the_video_is_a_plain_iterator_of_jpegs_until_the_visitor_leaves(
     assert decode_image(first).shape == decode_image(second).shape == (624, 1088, 3)
     assert first != second
 
-    _, broadcaster = stream.current()
+    broadcaster = stream.broadcaster()
     assert broadcaster is not None and broadcaster.viewers == 1
     response.close()  # what the WSGI server does when the visitor goes away
     wait_until(lambda: broadcaster.viewers == 0, what="the viewer to detach")
@@ -199,7 +199,7 @@ def test_asgi_a_visitor_who_disconnects_is_detached() -> None:
 
         task = asyncio.create_task(application(scope, incoming.get, send))
         await asyncio.wait_for(two_parts.wait(), 15)
-        _, broadcaster = stream.current()
+        broadcaster = stream.broadcaster()
         assert broadcaster is not None and broadcaster.viewers == 1
         await incoming.put({"type": "http.disconnect"})
         await asyncio.wait_for(task, 10)

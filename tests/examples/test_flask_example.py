@@ -22,10 +22,11 @@ from _example_helpers import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from flask_app import LiveStream, create_app
+from flask_app import create_app
 
 from decart_sync import DecartClient
 from decart_sync.emulator import Emulator
+from decart_sync.web import SharedSession
 
 
 @pytest.fixture
@@ -40,8 +41,8 @@ def browser(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def live(app: Flask) -> LiveStream:
-    stream: LiveStream = app.extensions["live_stream"]
+def live(app: Flask) -> SharedSession:
+    stream: SharedSession = app.extensions["live_stream"]
     return stream
 
 

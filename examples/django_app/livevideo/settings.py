@@ -1,20 +1,27 @@
 """Settings of the example project: no database, one app, and where to find Decart."""
 
 import os
+import pathlib
 
 # Fine for an example on your machine; set a real secret (and DEBUG off) anywhere else.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "insecure-key-for-the-local-example-only")
 DEBUG = True
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
 
-INSTALLED_APPS = ["livevideo"]  # an app, so that its templates/ folder is found
+INSTALLED_APPS: list[str] = []
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
 ]
 ROOT_URLCONF = "livevideo.urls"
-TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
+# The page, examples/templates/live_page.html, is shared with the Flask example.
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [pathlib.Path(__file__).resolve().parents[2] / "templates"],
+    }
+]
 WSGI_APPLICATION = "livevideo.wsgi.application"
 ASGI_APPLICATION = "livevideo.asgi.application"
 DATABASES: dict[str, dict[str, str]] = {}

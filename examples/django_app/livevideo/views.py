@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-import attrs
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -32,13 +32,16 @@ def _sdk_error(error: DecartSDKError) -> JsonResponse:
 
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    return render(request, "livevideo/index.html", {"prompt": stream.prompt})
+    # The page is examples/templates/live_page.html, shared with the Flask example.
+    urls = {name: reverse(name) for name in ("video", "set_prompt", "set_image", "status")}
+    context = {"framework": "Django", "urls": urls, "prompt": stream.prompt}
+    return render(request, "live_page.html", context)
 
 
 @require_GET
 def video(request: HttpRequest) -> HttpResponse:
     try:
-        _, broadcaster = stream.session()
+        broadcaster = stream.broadcaster()
     except DecartSDKError as error:
         return _sdk_error(error)
     if isinstance(request, ASGIRequest):
@@ -56,11 +59,9 @@ def set_prompt(request: HttpRequest) -> HttpResponse:
     if not text:
         return JsonResponse({"error": "the prompt is empty"}, status=400)
     try:
-        session, _ = stream.session()
-        session.set_prompt(text)  # blocks until the server has applied it
+        stream.set_prompt(text)  # blocks until the server has applied it
     except DecartSDKError as error:
         return _sdk_error(error)
-    stream.prompt = text
     return redirect("index")  # post/redirect/get: a reload does not post the form again
 
 
@@ -71,29 +72,16 @@ def set_image(request: HttpRequest) -> HttpResponse:
     if not data:
         return JsonResponse({"error": "no image uploaded"}, status=400)
     try:
-        session, _ = stream.session()
-        session.set_image(data)  # keeps the prompt
+        stream.set_image(data)  # keeps the prompt
     except DecartSDKError as error:
         return _sdk_error(error)
-    stream.image = data
     return redirect("index")
 
 
 @require_GET
 def status(request: HttpRequest) -> JsonResponse:
-    session, broadcaster = stream.current()
-    if session is None:
-        # Nobody has watched yet: say so rather than open a session just to describe it.
-        return JsonResponse({"state": "disconnected", "session_id": None, "prompt": stream.prompt})
-    return JsonResponse(
-        {
-            "state": session.get_connection_state(),
-            "session_id": session.session_id,
-            "prompt": stream.prompt,
-            "viewers": broadcaster.viewers if broadcaster is not None else 0,
-            "stats": attrs.asdict(session.stats()),
-        }
-    )
+    # Describes the session without opening one: nobody watching means no session.
+    return JsonResponse(stream.status())
 
 
 # Called by browsers and mobile apps, which hold no CSRF cookie: protect it with your own
