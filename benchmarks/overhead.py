@@ -1,0 +1,265 @@
+"""What the blocking facade costs: decart_sync ``frames()`` in a user thread against a raw asyncio
++ aiortc client (the floor), side by side in one run against the same emulator.
+
+Usage: ``python benchmarks/overhead.py [--quick] [--json PATH] [--duration S] [--rounds N]
+[--model NAME]``
+
+Both clients send the SDK's test pattern at the model's size and fps and receive the emulator's
+passthrough video. For each frame they receive, the time is taken from the moment aiortc's
+``track.recv()`` returns the decoded frame to the moment the user's code holds it as a BGR numpy
+array:
+
+* **raw**: in its own event loop, ``frame.to_ndarray(format="bgr24")`` right after ``recv()``
+  (no thread hop at all);
+* **sdk**: ``FrameInfo.received_at`` (taken on the SDK's loop thread as ``recv()`` returns and the
+  frame is published) to ``consumer.get_info()`` returning in the main thread, which includes the
+  wake-up of that thread and the BGR conversion done there.
+
+The clients run one after the other, alternating for ``--rounds`` rounds so a change of machine
+load affects both alike. The *added* latency is the SDK's percentile minus the raw client's; the
+fps ratio is frames the SDK's user thread got per second over frames the raw client got per
+second. Goals (issue 6): ratio >= 98 %, added p50 < 1 ms, added p99 < 5 ms. Reported, never
+asserted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import _common
+import _pixelcode
+import numpy as np
+from _emulator_process import EmulatorProcess
+from _raw_client import RawLoop, RawSession
+
+from decart_sync import DecartClient, models
+
+CONNECT_TIMEOUT = 20.0
+READ_TIMEOUT = 3.0
+FPS_RATIO_GOAL = 0.98
+ADDED_P50_GOAL_MS = 1.0
+ADDED_P99_GOAL_MS = 5.0
+
+
+class Tally:
+    """Frames one client's user code got inside the window, and decode -> BGR times."""
+
+    def __init__(self) -> None:
+        self.window = (float("inf"), float("inf"))
+        self.frames = 0
+        self.delays: list[float] = []
+
+    def add(self, decoded: float, ready: float) -> None:
+        if self.window[0] <= ready < self.window[1]:
+            self.frames += 1
+            self.delays.append(ready - decoded)
+
+
+def _input(width: int, height: int) -> Iterator[np.ndarray[Any, Any]]:
+    """The same frames the raw client renders: the test pattern with its number stamped."""
+    for seq in itertools.count():
+        yield _pixelcode.coded_frame(seq, width, height)
+
+
+def run_raw(
+    emulator: EmulatorProcess,
+    loop: RawLoop,
+    model: models.ModelDefinition,
+    warmup: float,
+    duration: float,
+) -> tuple[Tally, dict[str, Any]]:
+    tally = Tally()
+    session = RawSession(
+        emulator.realtime_url,
+        emulator.api_key,
+        model.name,
+        width=model.width,
+        height=model.height,
+        fps=model.fps,
+        on_frame=lambda array, decoded, ready: tally.add(decoded, ready),
+    )
+    window = _common.Window({"process": (_common.ProcessMeter(), _common.thread_cpu_snapshot)})
+    try:
+        loop.run(session.open(), CONNECT_TIMEOUT)
+        time.sleep(warmup)
+        window.start()
+        now = time.monotonic()
+        tally.window = (now, now + duration)
+        while time.monotonic() < now + duration:
+            time.sleep(0.1)
+            window.poll()
+        figures = window.stop()["process"]
+    finally:
+        loop.run(session.close(), CONNECT_TIMEOUT)
+    return tally, figures
+
+
+def run_sdk(
+    client: DecartClient, model: models.ModelDefinition, warmup: float, duration: float
+) -> tuple[Tally, dict[str, Any]]:
+    tally = Tally()
+    source = _input(model.width, model.height)
+    window = _common.Window({"process": (_common.ProcessMeter(), _common.thread_cpu_snapshot)})
+    with (
+        client.realtime.connect(model, source, timeout=CONNECT_TIMEOUT) as session,
+        session.frames() as consumer,
+    ):
+        end = time.monotonic() + warmup
+        while time.monotonic() < end:
+            consumer.get_info(timeout=READ_TIMEOUT)
+        window.start()
+        now = time.monotonic()
+        tally.window = (now, now + duration)
+        dropped_before = consumer.dropped
+        while True:
+            info = consumer.get_info(timeout=READ_TIMEOUT)
+            ready = time.monotonic()
+            if ready >= now + duration:
+                break
+            tally.add(info.received_at, ready)
+            window.poll()
+        figures = window.stop()["process"]
+        figures["dropped_by_consumer"] = consumer.dropped - dropped_before
+    return tally, figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _common.parser(__doc__)
+    arguments.add_argument("--duration", type=float, help="seconds measured per client and round")
+    arguments.add_argument("--rounds", type=int, help="raw/sdk rounds (alternating)")
+    arguments.add_argument(
+        "--model", default="lucy-2.1", help="registered model (default lucy-2.1)"
+    )
+    args = arguments.parse_args(argv)
+    warmup = 0.5 if args.quick else 2.0
+    duration = args.duration or (1.5 if args.quick else 10.0)
+    rounds = args.rounds or (1 if args.quick else 3)
+    model = models.realtime(args.model)
+
+    info = _common.machine()
+    print("decart-sync facade overhead: decoded frame -> BGR array in the user's code")
+    print(f"machine: {_common.describe_machine(info)}")
+    print(
+        f"model {model.name} {model.width}x{model.height}@{model.fps}, passthrough; "
+        f"{rounds} round(s) of raw then sdk, {duration:g} s each after {warmup:g} s warm-up\n"
+    )
+    tallies: dict[str, list[Tally]] = {"raw": [], "sdk": []}
+    processes: dict[str, list[dict[str, Any]]] = {"raw": [], "sdk": []}
+    loop = RawLoop()
+    try:
+        with (
+            EmulatorProcess() as emulator,
+            DecartClient(
+                api_key=emulator.api_key,
+                base_url=emulator.url,
+                realtime_base_url=emulator.realtime_url,
+            ) as client,
+        ):
+            for round_number in range(1, rounds + 1):
+                tally, figures = run_raw(emulator, loop, model, warmup, duration)
+                tallies["raw"].append(tally)
+                processes["raw"].append(figures)
+                tally, figures = run_sdk(client, model, warmup, duration)
+                tallies["sdk"].append(tally)
+                processes["sdk"].append(figures)
+                print(f"  round {round_number}/{rounds} done", flush=True)
+    finally:
+        loop.close()
+
+    clients: dict[str, dict[str, Any]] = {}
+    for name in ("raw", "sdk"):
+        frames = sum(t.frames for t in tallies[name])
+        delays = [d for t in tallies[name] for d in t.delays]
+        clients[name] = {
+            "frames": frames,
+            "fps": round(frames / (duration * rounds), 2),
+            "decode_to_bgr_ms": _common.ms_summary(delays),
+            "rounds": processes[name],
+        }
+    raw, sdk = clients["raw"], clients["sdk"]
+    ratio = sdk["fps"] / raw["fps"] if raw["fps"] else 0.0
+    added = {
+        f"p{p}": round(sdk["decode_to_bgr_ms"][f"p{p}"] - raw["decode_to_bgr_ms"][f"p{p}"], 3)
+        for p in _common.PERCENTILES
+    }
+    goals = [
+        _common.goal(
+            "fps ratio sdk/raw",
+            ratio >= FPS_RATIO_GOAL,
+            f"{ratio * 100:.1f} %",
+            f">= {FPS_RATIO_GOAL * 100:.0f} %",
+        ),
+        _common.goal(
+            "added latency p50",
+            added["p50"] < ADDED_P50_GOAL_MS,
+            f"{added['p50']:.3f} ms",
+            f"< {ADDED_P50_GOAL_MS:g} ms",
+        ),
+        _common.goal(
+            "added latency p99",
+            added["p99"] < ADDED_P99_GOAL_MS,
+            f"{added['p99']:.3f} ms",
+            f"< {ADDED_P99_GOAL_MS:g} ms",
+        ),
+    ]
+
+    rows = []
+    for name in ("raw", "sdk"):
+        figures, delays = clients[name], clients[name]["decode_to_bgr_ms"]
+        cpu = sum(r["cpu_per_s"] for r in figures["rounds"]) / len(figures["rounds"])
+        rows.append(
+            [
+                name,
+                str(figures["frames"]),
+                f"{figures['fps']:.2f}",
+                *(_common.fmt(delays[key], 3) for key in ("p50", "p95", "p99", "mean")),
+                f"{cpu:.2f}",
+            ]
+        )
+    rows.append(
+        ["sdk - raw", "", f"{ratio * 100:.1f} %", *(f"{added[k]:+.3f}" for k in added), "", ""]
+    )
+    _common.print_table(
+        ["client", "frames", "fps", "p50 ms", "p95 ms", "p99 ms", "mean ms", "cpu/s"], rows
+    )
+    print("busiest threads of the process (CPU s/s), last round:")
+    for name in ("raw", "sdk"):
+        print(f"  {name}: {_common.format_roles(clients[name]['rounds'][-1]['thread_roles'], 5)}")
+    print()
+    _common.print_goals(goals)
+    line = (
+        f"overhead: {model.name} fps sdk/raw {ratio * 100:.1f}%, added latency "
+        f"p50 {added['p50']:+.2f} ms p99 {added['p99']:+.2f} ms "
+        f"({'all goals met' if all(g['met'] for g in goals) else 'goal missed'})"
+    )
+    _common.write_json(
+        args.json,
+        {
+            "machine": info,
+            "settings": {
+                "model": model.name,
+                "size": f"{model.width}x{model.height}",
+                "fps": model.fps,
+                "warmup_s": warmup,
+                "duration_s": duration,
+                "rounds": rounds,
+                "quick": args.quick,
+            },
+            "raw": raw,
+            "sdk": sdk,
+            "fps_ratio": round(ratio, 4),
+            "added_latency_ms": added,
+            "goals": goals,
+            "summary": line,
+        },
+    )
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
