@@ -132,8 +132,10 @@ def to_track_frame(
     problem = frame_problem(frame, pixel_format)
     if problem is not None:
         raise BadFrame(*problem)
+    # threads=1: PyAV otherwise starts a swscale worker per core for each conversion, that is
+    # new threads for every frame; frames are already converted in parallel with each other.
     if isinstance(frame, av.VideoFrame):
-        converted = frame.reformat(width, height, format="yuv420p")
+        converted = frame.reformat(width, height, format="yuv420p", threads=1)
         # reformat() hands back the frame itself when nothing needs to change.
         return fresh_frame(converted) if converted is frame else converted
     assert isinstance(frame, np.ndarray)
@@ -142,7 +144,7 @@ def to_track_frame(
         wrapped = av.VideoFrame.from_numpy_buffer(frame, format=pixel_format)
     else:
         wrapped = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=pixel_format)
-    return wrapped.reformat(width, height, format="yuv420p")
+    return wrapped.reformat(width, height, format="yuv420p", threads=1)
 
 
 def fresh_frame(frame: av.VideoFrame) -> av.VideoFrame:

@@ -180,7 +180,7 @@ class Recorder:
             # pts on a frame that other readers of the session share.
             owned = av.VideoFrame.from_ndarray(source.to_ndarray(), format="yuv420p")
         else:
-            owned = self._reformatter.reformat(source, width, height, "yuv420p")
+            owned = self._reformatter.reformat(source, width, height, "yuv420p", threads=1)
             if owned is source:  # not expected for these formats, but never restamp theirs
                 owned = av.VideoFrame.from_ndarray(source.to_ndarray(), format="yuv420p")
         if self._first_at is None:

@@ -97,8 +97,8 @@ class JpegEncoder:
         if source.format.name in ("bgr24", "rgb24"):
             # swscale's packed-RGB to 4:2:0 path rounds neutral chroma down to 127, which
             # gives greys a green cast; converting through 4:4:4 first keeps it at 128.
-            source = self._to_444.reformat(source, format="yuvj444p")
-        converted = self._reformatter.reformat(source, format="yuvj420p")
+            source = self._to_444.reformat(source, format="yuvj444p", threads=1)
+        converted = self._reformatter.reformat(source, format="yuvj420p", threads=1)
         if converted is source:
             # Already in the encoder's format: encode a copy, since encoding stamps a pts on
             # the frame, which may belong to someone else.

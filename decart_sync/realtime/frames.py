@@ -105,7 +105,8 @@ def _reformatter(pixel_format: str) -> VideoReformatter:
 
 
 def _readonly_pixels(frame: VideoFrame, pixel_format: str) -> np.ndarray[Any, Any]:
-    converted = _reformatter(pixel_format).reformat(frame, format=pixel_format)
+    # threads=1: by default swscale would start a worker per core for each reading thread.
+    converted = _reformatter(pixel_format).reformat(frame, format=pixel_format, threads=1)
     array = converted.to_ndarray()
     # Viewing the pixels through a read-only buffer, rather than only clearing the WRITEABLE
     # flag, means no reader can switch writing back on: the array is shared with other readers.

@@ -1,9 +1,10 @@
 """The signaling WebSocket of one connection, over websocket-client.
 
-websocket-client is blocking, so each channel owns one named reader thread that waits in
-``recv()`` and hands every parsed message to the loop thread with ``call_soon_threadsafe``.
-Everything else (opening, sending, closing) is called from the loop thread as coroutines; the
-blocking parts of those run in the loop's executor so the loop never waits on the network.
+websocket-client is blocking: the process's shared reader (:mod:`.signaling_reader`, one thread
+for every connection) reads incoming messages and hands each parsed one to the loop thread with
+``call_soon_threadsafe``. Everything else (opening, sending, closing) is called from the loop
+thread as coroutines; the blocking parts of those run in the loop's executor so the loop never
+waits on the network.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from decart_sync.errors import (
     InvalidAPIKeyError,
     WebRTCError,
 )
+from decart_sync.realtime.signaling_reader import shared_reader
 
 _log = get_logger(__name__)
 _numbers = itertools.count(1)
@@ -67,9 +69,8 @@ class SignalingChannel:
         self._send_lock = asyncio.Lock()
         self._closing = False
         self._closed_reported = False
-        self._reader = threading.Thread(
-            target=self._read_forever, name=f"decart-signaling-{label}", daemon=True
-        )
+        self._ended = threading.Event()  # the reader saw the end (close frame or failure)
+        self._label = label
 
     @classmethod
     async def open(
@@ -81,7 +82,7 @@ class SignalingChannel:
         on_closed: CloseHandler,
         origin: str | None = None,
     ) -> SignalingChannel:
-        """Open the WebSocket (in the executor) and start its reader thread."""
+        """Open the WebSocket (in the executor) and hand it to the shared reader."""
         loop = asyncio.get_running_loop()
 
         def connect() -> websocket.WebSocket:
@@ -92,7 +93,6 @@ class SignalingChannel:
                 origin=origin,
                 suppress_origin=origin is None,
             )
-            ws.settimeout(None)  # the reader waits as long as the session lives
             return ws
 
         try:
@@ -102,28 +102,26 @@ class SignalingChannel:
         except (websocket.WebSocketException, OSError) as exc:
             raise _handshake_error(exc, url) from None
         channel = cls(ws, loop, on_message, on_closed, str(next(_numbers)))
-        channel._reader.start()
+        shared_reader().add(ws, channel._on_text, channel._on_end)
         return channel
 
-    # ------------------------------------------------------------------ reader thread
+    # ------------------------------------------------------------------ reader thread side
 
-    def _read_forever(self) -> None:
-        error: DecartSDKError | None = None
+    def _on_text(self, text: str) -> bool:
+        """A message from the server (reader thread); False once nobody listens."""
         try:
-            while True:
-                text = self._ws.recv()
-                if text == "" or text == b"":
-                    break  # the server closed the WebSocket
-                try:
-                    message = _protocol.parse_server_message(text)
-                except _protocol.ProtocolViolation as exc:
-                    _log.warning("ignoring malformed server message: %s", exc)
-                    continue
-                if message is not None and not self._post(self._on_message, message):
-                    return
-        except (websocket.WebSocketException, OSError) as exc:
-            if not self._closing:
-                error = WebRTCError(f"signaling connection lost: {redact(str(exc)) or 'closed'}")
+            message = _protocol.parse_server_message(text)
+        except _protocol.ProtocolViolation as exc:
+            _log.warning("ignoring malformed server message: %s", exc)
+            return True
+        return message is None or self._post(self._on_message, message)
+
+    def _on_end(self, failure: BaseException | None) -> None:
+        """The connection is over (reader thread): a close frame, or a failure."""
+        self._ended.set()
+        error: DecartSDKError | None = None
+        if failure is not None and not self._closing:
+            error = WebRTCError(f"signaling connection lost: {redact(str(failure)) or 'closed'}")
         self._post(self._report_closed, error)
 
     def _post(self, callback: Callable[..., None], *args: object) -> bool:
@@ -169,14 +167,14 @@ class SignalingChannel:
 
         def shut() -> None:
             try:
-                if self._ws.connected:
+                if self._ws.connected and not self._ended.is_set():
                     self._ws.send_close()
+                    # The server answers with its own close frame, which the reader sees.
+                    self._ended.wait(_CLOSE_GRACE)
             except (websocket.WebSocketException, OSError):
                 pass
-            self._reader.join(_CLOSE_GRACE)
+            shared_reader().remove(self._ws)
             self._ws.abort()  # type: ignore[no-untyped-call]
             self._ws.shutdown()  # type: ignore[no-untyped-call]
-            self._reader.join(_CLOSE_GRACE)
 
-        if self._reader.is_alive() or self._ws.connected:
-            await loop.run_in_executor(None, shut)
+        await loop.run_in_executor(None, shut)

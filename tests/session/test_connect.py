@@ -229,3 +229,22 @@ print("leaving with", session.get_connection_state(), flush=True)
     assert "leaving with generating" in proc.stdout
     assert time.monotonic() - started < 30
     wait_until(lambda: emulator.sessions() == [], what="the session to be closed")
+
+
+def test_sessions_share_one_signaling_thread_that_ends_with_the_last(
+    client: DecartClient,
+) -> None:
+    def signaling_threads() -> int:
+        return sum(t.name == "decart-signaling" for t in threading.enumerate())
+
+    first = client.realtime.connect(SMALL_LUCY, still_frames())
+    second = client.realtime.connect(SMALL_LUCY, still_frames())
+    try:
+        assert signaling_threads() == 1
+        second.set_prompt("noir")  # both still get their messages
+        first.set_prompt("sketch")
+    finally:
+        first.disconnect()
+        assert signaling_threads() == 1
+        second.disconnect()
+    wait_until(lambda: signaling_threads() == 0, timeout=5, what="the reader thread to end")
