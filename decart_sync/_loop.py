@@ -253,9 +253,9 @@ def _warn_if_green_threads() -> None:
     in a "thread" that is really a greenlet stalls whenever user code does not yield."""
     gevent_monkey = sys.modules.get("gevent.monkey")
     eventlet_patcher = sys.modules.get("eventlet.patcher")
-    patched = (
-        gevent_monkey is not None and gevent_monkey.is_module_patched("threading")
-    ) or (eventlet_patcher is not None and eventlet_patcher.is_monkey_patched("thread"))
+    patched = (gevent_monkey is not None and gevent_monkey.is_module_patched("threading")) or (
+        eventlet_patcher is not None and eventlet_patcher.is_monkey_patched("thread")
+    )
     if patched:
         warnings.warn(
             "decart_sync runs a real background thread for its event loop; gevent/eventlet "

@@ -30,6 +30,7 @@ from decart_sync.errors import (
     LoopThreadError,
     SessionClosedError,
 )
+from decart_sync.models import ModelDefinition
 from decart_sync.realtime.connection import AckedState
 from decart_sync.realtime.controller import SessionController
 from decart_sync.realtime.events import EventEmitter
@@ -402,7 +403,8 @@ class RealtimeClient(_Session):
         return self._controller.subscribe_token
 
     @property
-    def model(self) -> Any:
+    def model(self) -> ModelDefinition:
+        """The model this session runs (its size and frame rate are what the server sends)."""
         return self._model
 
     # ------------------------------------------------------------------ control
