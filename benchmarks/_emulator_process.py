@@ -9,11 +9,9 @@ port, prints one JSON line with its addresses, then answers commands read from s
   encoding on the emulator's side too;
 * ``quit`` (or the end of stdin): stop the emulator and exit.
 
-Extra model profiles (``--extra-model NAME:WIDTHxHEIGHT@FPS``): the emulator only answers at the
-size of a *registered* model and has no option for another one yet. Until it has one (e.g.
-``Emulator(extra_models=[ModelDefinition(...)])`` and ``decart-sync emulator --model ...``), the
-child adds the profile to the model registry of its own process only, before the server starts.
-The SDK process is not touched: it connects with a hand-made ``ModelDefinition`` of that name.
+Extra model profiles (``--extra-model NAME:WIDTHxHEIGHT@FPS``) are served with the emulator's
+own ``extra_models`` option (what ``decart-sync emulator --model`` does); the SDK process
+connects with a hand-made ``ModelDefinition`` of that name.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import selectors
 import subprocess
 import sys
@@ -32,10 +29,11 @@ from typing import IO
 
 import _common
 
+from decart_sync.emulator.cli import model_profile
+
 READY_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-_PROFILE = re.compile(r"^(?P<name>[\w.\-]+):(?P<width>\d+)x(?P<height>\d+)@(?P<fps>\d+)$")
 
 
 def profile_argument(name: str, width: int, height: int, fps: int) -> str:
@@ -144,33 +142,16 @@ class EmulatorProcess:
 # ---------------------------------------------------------------- the child
 
 
-def _register_profiles(profiles: list[str]) -> None:
-    from decart_sync import models
-
-    for text in profiles:
-        match = _PROFILE.match(text)
-        if match is None:
-            raise SystemExit(f"--extra-model wants NAME:WIDTHxHEIGHT@FPS, got {text!r}")
-        definition = models.ModelDefinition(
-            match["name"],
-            "/v1/stream",
-            int(match["fps"]),
-            int(match["width"]),
-            int(match["height"]),
-        )
-        # Private registry: see the module docstring for why and what would replace this.
-        models._REGISTRY[definition.name] = definition
-
-
 def _child_main(argv: list[str]) -> int:
     arguments = argparse.ArgumentParser(description="emulator child of the benchmarks")
-    arguments.add_argument("--extra-model", action="append", default=[], metavar="PROFILE")
+    arguments.add_argument(
+        "--extra-model", action="append", default=[], type=model_profile, metavar="PROFILE"
+    )
     args = arguments.parse_args(argv)
-    _register_profiles(args.extra_model)
 
     from decart_sync.emulator import Emulator
 
-    emulator = Emulator(host="127.0.0.1", port=0).start()
+    emulator = Emulator(host="127.0.0.1", port=0, extra_models=args.extra_model).start()
     try:
         ready = {"url": emulator.url, "realtime_url": emulator.realtime_url}
         ready["api_key"] = emulator.api_key

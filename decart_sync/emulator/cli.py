@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
@@ -10,11 +11,32 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from decart_sync.emulator.auth import DEFAULT_API_KEY
+from decart_sync.errors import DecartSDKError
+from decart_sync.models import ModelDefinition
 
 if TYPE_CHECKING:
     from decart_sync.emulator.handle import Emulator
 
 DEFAULT_PORT = 8765
+_PROFILE = re.compile(r"^(?P<name>[^:\s]+):(?P<width>\d+)x(?P<height>\d+)@(?P<fps>\d+)$")
+
+
+def model_profile(text: str) -> ModelDefinition:
+    """``NAME:WIDTHxHEIGHT@FPS`` (e.g. ``my-model:640x352@30``) as a model served at
+    ``/v1/stream``; an argparse type, so a bad profile is a usage error."""
+    match = _PROFILE.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected NAME:WIDTHxHEIGHT@FPS, got {text!r}")
+    try:
+        return ModelDefinition(
+            match["name"],
+            "/v1/stream",
+            int(match["fps"]),
+            int(match["width"]),
+            int(match["height"]),
+        )
+    except DecartSDKError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="at most N producer sessions at once; more get the capacity error",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="extra_models",
+        type=model_profile,
+        default=[],
+        metavar="NAME:WxH@FPS",
+        help="also serve this model profile (repeatable), e.g. my-model:640x352@30",
     )
     parser.add_argument(
         "--admin-token",
@@ -86,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)),
         max_sessions=args.max_sessions,
         admin_token=args.admin_token,
+        extra_models=args.extra_models,
     )
     try:
         emulator.start()

@@ -25,6 +25,7 @@ from decart_sync._redact import get_logger, register_secret
 from decart_sync.emulator.auth import DEFAULT_API_KEY, parse_token_request
 from decart_sync.emulator.server import EmulatorServer
 from decart_sync.emulator.sessions import SessionInfo
+from decart_sync.models import ModelDefinition
 
 _log = get_logger(__name__)
 
@@ -71,6 +72,8 @@ class Emulator:
     ``port=0`` picks a free port (kept across :meth:`restart`). ``api_keys`` are the permanent
     keys it accepts (default: :data:`DEFAULT_API_KEY`). ``max_sessions`` caps concurrent
     producer sessions. ``admin_token`` guards the admin HTTP API (random unless given).
+    ``extra_models`` are profiles served besides the registry's, e.g. a hand-made
+    ``ModelDefinition`` for a model the SDK does not list yet, or a small size for tests.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class Emulator:
         api_keys: Sequence[str] = (DEFAULT_API_KEY,),
         max_sessions: int | None = None,
         admin_token: str | None = None,
+        extra_models: Sequence[ModelDefinition] = (),
     ) -> None:
         if isinstance(api_keys, str):
             api_keys = (api_keys,)
@@ -95,6 +99,9 @@ class Emulator:
         self.port = port
         self.api_keys = tuple(api_keys)
         self.max_sessions = max_sessions
+        if not all(isinstance(m, ModelDefinition) for m in extra_models):
+            raise ValueError("extra_models must hold decart_sync.models.ModelDefinition objects")
+        self.extra_models = tuple(extra_models)
         self.admin_token = admin_token or secrets.token_urlsafe(18)
         register_secret(self.admin_token)
         self._lock = threading.Lock()
@@ -171,6 +178,7 @@ class Emulator:
             admin_token=self.admin_token,
             max_sessions=self.max_sessions,
             notify=self._notify,
+            extra_models=self.extra_models,
         )
         stop_requested = asyncio.Event()
         try:

@@ -21,7 +21,7 @@ import hmac
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
@@ -62,11 +62,13 @@ RESOLUTIONS: Final = ("720p", "1080p")
 _DRAIN_TIMEOUT = 3.0
 
 
-def _model_for(name: str | None, path: str) -> ModelDefinition:
+def _model_for(
+    name: str | None, path: str, extra: Mapping[str, ModelDefinition]
+) -> ModelDefinition:
     if not name:
         raise Rejected("Model not found: no 'model' query parameter given")
     try:
-        model = realtime(name)
+        model = extra[name] if name in extra else realtime(name)
     except ModelNotFoundError:
         raise Rejected(f"Model not found: {name!r}") from None
     if model.url_path != path:
@@ -88,12 +90,16 @@ class EmulatorServer:
         max_sessions: int | None = None,
         notify: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        extra_models: Iterable[ModelDefinition] = (),
     ) -> None:
         if max_sessions is not None and (isinstance(max_sessions, bool) or max_sessions < 0):
             raise ValueError(f"max_sessions must be None or an integer >= 0, got {max_sessions}")
         self.host = host
         self.port = port
         self.max_sessions = max_sessions
+        # Profiles served besides the registry's (a model the SDK does not list yet, a size
+        # for benchmarks); a name here takes precedence over the registry's.
+        self.extra_models = {model.name: model for model in extra_models}
         self.authority = Authority(api_keys, clock=clock)
         self.admin_token = admin_token
         self.faults = FaultPlan()
@@ -120,7 +126,8 @@ class EmulatorServer:
         app = web.Application(middlewares=[self._admin_guard])
         app.router.add_get("/health", self._health)
         app.router.add_post(TOKENS_PATH, self._create_token)
-        for path in sorted({realtime(name).url_path for name in realtime_model_names()}):
+        registered = {realtime(name).url_path for name in realtime_model_names()}
+        for path in sorted(registered | {m.url_path for m in self.extra_models.values()}):
             app.router.add_get(path, self._producer_endpoint)
         app.router.add_get("/subscribe/{sid}", self._viewer_endpoint)
         add_admin_routes(app, self)
@@ -275,7 +282,7 @@ class EmulatorServer:
             raise Rejected(forced)
         query = request.query
         token = self.authority.authenticate(query.get("api_key"))
-        model = _model_for(query.get("model"), request.path)
+        model = _model_for(query.get("model"), request.path, self.extra_models)
         resolution = query.get("resolution")
         if resolution is not None and resolution not in RESOLUTIONS:
             raise Rejected(f"Resolution {resolution!r} is not allowed: use 720p or 1080p")

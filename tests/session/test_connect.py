@@ -248,3 +248,17 @@ def test_sessions_share_one_signaling_thread_that_ends_with_the_last(
         assert signaling_threads() == 1
         second.disconnect()
     wait_until(lambda: signaling_threads() == 0, timeout=5, what="the reader thread to end")
+
+
+def test_a_hand_made_model_is_served_by_an_emulator_that_knows_it() -> None:
+    custom = models.ModelDefinition("my-new-model", "/v1/stream", 15, 320, 176)
+    with (
+        Emulator(extra_models=[custom]) as emu,
+        DecartClient(
+            api_key=emu.api_key, base_url=emu.url, realtime_base_url=emu.realtime_url
+        ) as client,
+        client.realtime.connect(custom, still_frames(), prompt="noir") as session,
+    ):
+        ok, frame = session.read(timeout=10)
+        assert ok and frame.shape == (176, 320, 3)  # the profile's size, not a registry one
+        assert emu.sessions()[0].model == "my-new-model"
