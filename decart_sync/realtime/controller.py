@@ -113,9 +113,7 @@ class SessionController:
         self._ready = asyncio.Event()
         self._ended = asyncio.Event()
         self._control_lock = asyncio.Lock()
-        self.state = "connecting"
-        self._on_state("connecting")
-        self._emitter.emit("connection_change", "connecting")
+        self._set_state("connecting")
         try:
             await self._open_bounded(initial)
         except BaseException as exc:

@@ -10,7 +10,6 @@ waits on the network.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 from collections.abc import Callable
 
@@ -27,7 +26,6 @@ from decart_sync.errors import (
 from decart_sync.realtime.signaling_reader import shared_reader
 
 _log = get_logger(__name__)
-_numbers = itertools.count(1)
 
 # Messages larger than this are written from the executor, not the loop thread: a multi-megabyte
 # base64 image would otherwise hold the loop for the duration of the socket write.
@@ -60,7 +58,6 @@ class SignalingChannel:
         loop: asyncio.AbstractEventLoop,
         on_message: MessageHandler,
         on_closed: CloseHandler,
-        label: str,
     ) -> None:
         self._ws = ws
         self._loop = loop
@@ -70,7 +67,6 @@ class SignalingChannel:
         self._closing = False
         self._closed_reported = False
         self._ended = threading.Event()  # the reader saw the end (close frame or failure)
-        self._label = label
 
     @classmethod
     async def open(
@@ -101,7 +97,7 @@ class SignalingChannel:
             raise _handshake_error(TimeoutError(), url) from None
         except (websocket.WebSocketException, OSError) as exc:
             raise _handshake_error(exc, url) from None
-        channel = cls(ws, loop, on_message, on_closed, str(next(_numbers)))
+        channel = cls(ws, loop, on_message, on_closed)
         shared_reader().add(ws, channel._on_text, channel._on_end)
         return channel
 
