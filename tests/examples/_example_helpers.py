@@ -19,9 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 # One part of an MJPEG stream, as decart_sync.media.mjpeg writes it.
-MJPEG_PART = re.compile(
-    rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n(.*?)\r\n", re.S
-)
+MJPEG_HEAD = re.compile(rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n")
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
@@ -63,12 +61,21 @@ def run_example(
 
 
 def jpeg_parts(data: bytes) -> list[bytes]:
-    """The complete JPEGs in a chunk of MJPEG stream, checking each one's Content-Length."""
+    """The complete JPEGs at the start of a chunk of MJPEG stream, framed by their Content-Length.
+
+    The length is the only framing there is: compressed JPEG data may hold any byte pair,
+    ``\\r\\n`` included, so a part is never split on a delimiter.
+    """
     jpegs = []
-    for match in MJPEG_PART.finditer(data):
-        length, jpeg = int(match[1]), match[2]
-        assert len(jpeg) == length, "a part's length does not match its Content-Length"
-        jpegs.append(jpeg)
+    position = 0
+    while (head := MJPEG_HEAD.match(data, position)) is not None:
+        start = head.end()
+        end = start + int(head[1])
+        if len(data) < end + 2:
+            break  # the rest of this part has not arrived yet
+        assert data[end : end + 2] == b"\r\n", "a part does not end where its Content-Length says"
+        jpegs.append(data[start:end])
+        position = end + 2
     return jpegs
 
 
