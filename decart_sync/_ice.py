@@ -17,9 +17,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCIceServer
+from aiortc.sdp import SessionDescription, candidate_from_sdp, candidate_to_sdp
 
-from decart_sync._protocol import OFFICIAL_STUN_URL
+from decart_sync._protocol import OFFICIAL_STUN_URL, IceCandidate
 
 # The host addresses ICE may offer inside the current context; None means aioice's own choice.
 _HOST_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
@@ -97,3 +98,39 @@ def rtc_configuration(ice_servers: Sequence[Any] | None, *, loopback: bool) -> R
     else:
         servers = [s if isinstance(s, RTCIceServer) else RTCIceServer(str(s)) for s in ice_servers]
     return RTCConfiguration(iceServers=servers)
+
+
+# --------------------------------------------------------------------------- trickle ICE
+#
+# aiortc gathers every candidate before setLocalDescription() returns and writes them into the
+# SDP; it never emits them one by one. The protocol still has both sides trickle theirs as
+# ``ice-candidate`` messages, so each side sends the candidates of its own SDP after it.
+# Repeating a candidate the SDP already holds is harmless: ICE ignores a pair it already has.
+
+
+def sdp_candidates(sdp: str) -> list[IceCandidate]:
+    """The candidates written in a session description, one ``ice-candidate`` message each, in
+    the browser's form (``candidate:...``) with their m-line index and mid."""
+    description = SessionDescription.parse(sdp)
+    return [
+        IceCandidate(f"candidate:{candidate_to_sdp(c)}", index, media.rtp.muxId or str(index))
+        for index, media in enumerate(description.media)
+        for c in media.ice_candidates
+    ]
+
+
+def parse_candidate(candidate: IceCandidate) -> RTCIceCandidate | None:
+    """A trickled candidate as aiortc wants it; None for an end-of-candidates marker (an empty
+    candidate string). Raises ValueError for a candidate line that cannot be parsed."""
+    line = candidate.candidate.strip()
+    if line.startswith("candidate:"):
+        line = line[len("candidate:") :]
+    if not line:
+        return None
+    try:
+        parsed = candidate_from_sdp(line)
+    except (AssertionError, ValueError, IndexError):
+        raise ValueError(f"cannot parse candidate {candidate.candidate!r}") from None
+    parsed.sdpMid = candidate.sdpMid
+    parsed.sdpMLineIndex = candidate.sdpMLineIndex
+    return parsed

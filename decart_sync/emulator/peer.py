@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import SessionDescription, candidate_from_sdp, candidate_to_sdp
 
-from decart_sync._ice import host_addresses, loopback_address_for, rtc_configuration
+from decart_sync._ice import host_addresses, loopback_address_for, rtc_configuration, sdp_candidates
 from decart_sync._protocol import IceCandidate
 from decart_sync._redact import get_logger
 
@@ -29,23 +28,6 @@ def gathering_addresses(bind_host: str) -> list[str] | None:
     if bind_host.lower() == "localhost":
         return [loopback_address_for(bind_host)]
     return [bind_host.strip("[]")]
-
-
-def parse_candidate(candidate: IceCandidate) -> RTCIceCandidate | None:
-    """A client's trickled candidate as aiortc wants it; None for an end-of-candidates marker.
-    Raises ValueError for a candidate line that cannot be parsed."""
-    line = candidate.candidate.strip()
-    if line.startswith("candidate:"):
-        line = line[len("candidate:") :]
-    if not line:
-        return None
-    try:
-        parsed = candidate_from_sdp(line)
-    except (AssertionError, ValueError, IndexError):
-        raise ValueError(f"cannot parse candidate {candidate.candidate!r}") from None
-    parsed.sdpMid = candidate.sdpMid
-    parsed.sdpMLineIndex = candidate.sdpMLineIndex
-    return parsed
 
 
 class PeerLink:
@@ -73,12 +55,7 @@ class PeerLink:
 
     def answer_candidates(self) -> list[IceCandidate]:
         """The candidates of the local answer, one message's worth each."""
-        sdp = SessionDescription.parse(self.pc.localDescription.sdp)
-        return [
-            IceCandidate(f"candidate:{candidate_to_sdp(c)}", index, media.rtp.muxId or str(index))
-            for index, media in enumerate(sdp.media)
-            for c in media.ice_candidates
-        ]
+        return sdp_candidates(self.pc.localDescription.sdp)
 
     async def add_candidate(self, candidate: RTCIceCandidate | None) -> None:
         await self.pc.addIceCandidate(candidate)

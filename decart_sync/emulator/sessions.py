@@ -80,6 +80,8 @@ class SessionInfo:
     state: SessionState
     #: Seconds generated so far (what ``generation_tick`` reports).
     seconds: int
+    #: ICE candidates the client trickled as ``ice-candidate`` messages.
+    candidates_received: int
 
 
 @attrs.define
@@ -169,6 +171,7 @@ class ProducerSession(SignalingSession):
             subscribers=len(self.viewers),
             state=self.state,
             seconds=self.seconds,
+            candidates_received=self.candidates_received,
         )
 
     def on_changed(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from aiohttp import WSCloseCode, WSMsgType, web
 from aiortc import RTCIceCandidate, RTCPeerConnection
 
+from decart_sync._ice import parse_candidate
 from decart_sync._protocol import (
     CAPACITY_ERROR,
     AnswerMessage,
@@ -30,7 +31,7 @@ from decart_sync._protocol import (
     parse_client_message,
 )
 from decart_sync._redact import get_logger
-from decart_sync.emulator.peer import PeerLink, parse_candidate
+from decart_sync.emulator.peer import PeerLink
 
 _log = get_logger(__name__)
 
@@ -106,6 +107,8 @@ class SignalingSession:
         self.link: PeerLink | None = None
         self._bind_host = bind_host
         self._early_candidates: list[RTCIceCandidate | None] = []
+        #: Valid candidates the client trickled (end-of-candidates markers not counted).
+        self.candidates_received = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._end_task: asyncio.Task[None] | None = None
         self._cleaned_up = False
@@ -225,6 +228,8 @@ class SignalingSession:
         except ValueError as exc:
             await self.channel.send_error(f"invalid ICE candidate: {exc}")
             return
+        if candidate is not None:
+            self.candidates_received += 1
         if self.link is None:
             # Arrived before the offer was applied: add it once there is a remote description.
             self._early_candidates.append(candidate)

@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import attrs
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.sdp import candidate_from_sdp
 
 from decart_sync import _ice, _protocol
 from decart_sync._protocol import OMITTED, _Omitted
@@ -209,7 +208,10 @@ class Connection:
         self._answer = asyncio.get_running_loop().create_future()
         with _ice.host_addresses(self._gather_on):
             await self._pc.setLocalDescription(await self._pc.createOffer())
-        await self._signaling.send(_protocol.OfferMessage(self._pc.localDescription.sdp))
+        offer_sdp = self._pc.localDescription.sdp
+        await self._signaling.send(_protocol.OfferMessage(offer_sdp))
+        for candidate in _ice.sdp_candidates(offer_sdp):
+            await self._signaling.send(_protocol.IceCandidateMessage(candidate))
         sdp = await self._race(self._answer)
         with _ice.host_addresses(self._gather_on):
             await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -231,19 +233,13 @@ class Connection:
 
     async def _add_candidate(self, candidate: _protocol.IceCandidate) -> None:
         assert self._pc is not None
-        text = candidate.candidate
-        if text.startswith("candidate:"):
-            text = text[len("candidate:") :]
-        if not text.strip():
-            return  # an end-of-candidates marker
         try:
-            rtc = candidate_from_sdp(text)
-        except (AssertionError, ValueError, IndexError):
+            rtc = _ice.parse_candidate(candidate)
+        except ValueError:
             _log.warning("ignoring malformed ICE candidate from server: %r", candidate.candidate)
             return
-        rtc.sdpMid = candidate.sdpMid
-        rtc.sdpMLineIndex = candidate.sdpMLineIndex
-        await self._pc.addIceCandidate(rtc)
+        if rtc is not None:  # None: an end-of-candidates marker, which aiortc has no use for
+            await self._pc.addIceCandidate(rtc)
 
     # ------------------------------------------------------------------ incoming
 

@@ -67,6 +67,9 @@ def test_seed_classmethod_connect_reaches_generating(emulator: Emulator) -> None
         assert (token.sid, token.ip, token.port) == (session.session_id, "127.0.0.1", emulator.port)
         (info,) = emulator.sessions()
         assert info.prompt == "sketch"
+        # The client trickles its own candidates too (protocol section 3, step 4); on loopback
+        # there is exactly one, the 127.0.0.1 host candidate.
+        assert info.candidates_received == 1
     finally:
         session.disconnect()
     assert session.get_connection_state() == "disconnected"
