@@ -10,8 +10,9 @@ configuration, not the path being measured: loopback-only ICE gathering
 
 ``codec="h264"`` sets the video transceiver's codec preferences before the offer (as the SDK's
 ``video_codec`` option does); the emulator answers with the first codec offered that it
-supports. ``frame_on_marker=True`` is an experiment on the receive side (see
-:class:`MarkerJitterBuffer`).
+supports. ``frame_on_marker=True`` gives it the receive jitter buffer the SDK uses
+(``decart_sync._jitter``: a frame is decoded as soon as its marked last packet is in, not when
+the next frame starts), so the floor can be had with either rule.
 
 The input track renders the SDK's test pattern at the model's size with its frame number coded in
 pixels (:mod:`_pixelcode`), paced at the model's fps; its ``log`` records when each frame was
@@ -37,11 +38,11 @@ import aiohttp
 import av
 import numpy as np
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from decart_sync._ice import host_addresses, rtc_configuration
+from decart_sync._jitter import release_on_marker
 
 T = TypeVar("T")
 
@@ -127,40 +128,6 @@ def codec_capabilities(codec: str) -> list[Any]:
     return chosen + [c for c in codecs if c.mimeType.lower() == "video/rtx"]
 
 
-class MarkerJitterBuffer(JitterBuffer):
-    """An experiment, not part of the floor: aiortc's video jitter buffer hands a frame to the
-    decoder only when the *first packet of the next frame* arrives, which holds every frame back
-    by one frame interval. The sender sets the RTP marker bit on a frame's last packet; this
-    buffer emits the frame as soon as that packet is in and nothing before it is missing."""
-
-    def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
-        pli_flag, frame = super().add(packet)
-        if frame is not None or not packet.marker or self._origin is None:
-            return pli_flag, frame
-        packets = []
-        for count in range(self.capacity):
-            held = self._packets[(self._origin + count) % self.capacity]
-            if held is None or held.timestamp != packet.timestamp:
-                return pli_flag, None  # a gap, or an older frame still incomplete
-            packets.append(held)
-            if held.sequence_number == packet.sequence_number:
-                break
-        else:
-            return pli_flag, None  # the marked packet was not kept (too old): the old rule
-        self.remove(len(packets))
-        data = b"".join(held._data for held in packets)
-        return pli_flag, JitterFrame(data=data, timestamp=packet.timestamp)
-
-
-def _assemble_on_marker(pc: RTCPeerConnection) -> None:
-    """Swap the video receiver's jitter buffer for :class:`MarkerJitterBuffer` (private
-    attribute: an experiment to size a fix, not something to ship)."""
-    for transceiver in pc.getTransceivers():
-        if transceiver.kind == "video":
-            receiver = transceiver.receiver
-            receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer(512, is_video=True)
-
-
 class RawSession:
     """One producer session. Create, then ``await open()`` on the :class:`RawLoop`."""
 
@@ -216,7 +183,7 @@ class RawSession:
         if self._codec is not None:
             pc.getTransceivers()[0].setCodecPreferences(codec_capabilities(self._codec))
         if self._frame_on_marker:
-            _assemble_on_marker(pc)
+            release_on_marker(pc)
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:

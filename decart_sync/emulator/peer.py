@@ -13,6 +13,7 @@ from collections.abc import Callable
 from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 
 from decart_sync._ice import host_addresses, loopback_address_for, rtc_configuration, sdp_candidates
+from decart_sync._jitter import release_on_marker
 from decart_sync._protocol import IceCandidate
 from decart_sync._redact import get_logger
 
@@ -50,6 +51,8 @@ class PeerLink:
         with host_addresses(self._addresses):
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             attach(self.pc)
+            # The real service has no reason to hold each input frame one interval; nor do we.
+            release_on_marker(self.pc)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp  # type: ignore[no-any-return]
 

@@ -2,8 +2,11 @@
 
 A :class:`SourceTrack` lives on the SDK's loop thread. Each ``recv()`` gets one frame from its
 source (a blocking read runs in the executor it was given, never on the loop), converts it to the
-model's size in yuv420p (also in the executor), and stamps it with a presentation time on a steady
-90 kHz clock at the model's frame rate.
+model's size in yuv420p (also in the executor), and stamps it with a presentation time on the
+90 kHz clock. Sources that are read (files, generators, cameras) are paced on a steady grid of
+slots at the model's frame rate (:class:`Pacer`); sources that others fill (``PushSource``, an
+aiortc track) send each new frame as soon as it arrives, at most at the model's rate
+(:class:`ArrivalPacer`), so a pushed frame does not wait for a slot.
 
 Sources plug in through the small :class:`FrameFeed` protocol; this module knows nothing about
 files, cameras or numpy producers, only about pacing, conversion and ending cleanly.
@@ -30,6 +33,7 @@ from decart_sync._redact import get_logger
 from decart_sync.errors import DecartSDKError, InvalidInputError
 
 __all__ = [
+    "ArrivalPacer",
     "BadFrame",
     "EndOfStream",
     "FrameFeed",
@@ -80,6 +84,17 @@ class FrameFeed(Protocol):
     # False: get the next frame first, then wait for its slot (files, generators, patterns).
     @property
     def _read_after_tick(self) -> bool: ...
+
+    # True: the source is filled by others and tells the track when a frame arrives
+    # (:meth:`_wait_for_news`); the track sends it at once, paced by ArrivalPacer.
+    @property
+    def _sends_on_arrival(self) -> bool: ...
+
+    async def _wait_for_news(self, timeout: float | None) -> bool:
+        """For a source that sends on arrival: wait until the next ``_next_frame()`` has
+        something new to say (a frame not sent yet, an end, a failure) and return True, or
+        return False after ``timeout`` seconds (None: no limit) or when woken for nothing."""
+        ...
 
     async def _next_frame(
         self, width: int, height: int, fps: int, executor: Executor | None
@@ -188,6 +203,46 @@ class Pacer:
         return round(slot * VIDEO_CLOCK_RATE / self.fps), max(0.0, due - now)
 
 
+class ArrivalPacer:
+    """When frames of a source that others fill go out, and their pts.
+
+    A new frame goes out as soon as it arrives, but no sooner than one frame interval after the
+    previous one: the model's frame rate is a cap, not a grid. When nothing new arrives for
+    ``REPEAT_AFTER`` intervals the last frame goes out again, so the stream never stalls; the
+    margin keeps a producer running at the model's rate, a little late now and then, from having
+    a repeat take the place of its next frame. The pts is the send time on the 90 kHz clock, at
+    least one frame step after the previous pts (encoders want strictly increasing stamps).
+    """
+
+    REPEAT_AFTER = 2.0
+
+    def __init__(self, fps: int) -> None:
+        self.interval = 1.0 / fps
+        self._step = math.ceil(VIDEO_CLOCK_RATE / fps)
+        self._start: float | None = None
+        self._last_sent: float | None = None
+        self._last_pts = 0
+
+    def not_before(self) -> float | None:
+        """The earliest time the next frame may go out (None: any time)."""
+        return None if self._last_sent is None else self._last_sent + self.interval
+
+    def repeat_at(self) -> float | None:
+        """When the last frame goes out again if nothing new came (None: nothing sent yet)."""
+        return (
+            None if self._last_sent is None else self._last_sent + self.REPEAT_AFTER * self.interval
+        )
+
+    def stamp(self, now: float) -> int:
+        """The pts of a frame going out at ``now``; records it as sent."""
+        if self._start is None:
+            self._start, pts = now, 0
+        else:
+            pts = max(round((now - self._start) * VIDEO_CLOCK_RATE), self._last_pts + self._step)
+        self._last_sent, self._last_pts = now, pts
+        return pts
+
+
 class SourceTrack(MediaStreamTrack):
     """An aiortc video track fed by one source, paced to ``fps``, at ``width`` x ``height``."""
 
@@ -213,6 +268,7 @@ class SourceTrack(MediaStreamTrack):
         self._on_error = on_error
         self._name = name
         self._pacer = Pacer(fps)
+        self._arrivals = ArrivalPacer(fps)
         self._reported: set[str] = set()
 
     def __repr__(self) -> str:
@@ -221,6 +277,8 @@ class SourceTrack(MediaStreamTrack):
         )
 
     async def recv(self) -> av.VideoFrame:
+        if self._feed._sends_on_arrival:
+            return await self._recv_on_arrival()
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
@@ -234,12 +292,33 @@ class SourceTrack(MediaStreamTrack):
                 pts = await self._wait_for_slot()
             if frame is None:
                 continue
+            return self._stamped(frame, pts)
+
+    async def _recv_on_arrival(self) -> av.VideoFrame:
+        loop = asyncio.get_running_loop()
+        while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            frame.pts = pts
-            frame.time_base = VIDEO_TIME_BASE
-            self._feed._frame_sent()
-            return frame
+            not_before = self._arrivals.not_before()
+            if not_before is not None and not_before > loop.time():
+                await asyncio.sleep(not_before - loop.time())
+            repeat_at = self._arrivals.repeat_at()
+            timeout = None if repeat_at is None else max(0.0, repeat_at - loop.time())
+            news = await self._feed._wait_for_news(timeout)
+            if not news and repeat_at is not None and loop.time() < repeat_at:
+                continue  # woken for nothing (a stop, a replaced track): look again
+            frame = await self._fetch()
+            if frame is None:
+                continue
+            return self._stamped(frame, self._arrivals.stamp(loop.time()))
+
+    def _stamped(self, frame: av.VideoFrame, pts: int) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame.pts = pts
+        frame.time_base = VIDEO_TIME_BASE
+        self._feed._frame_sent()
+        return frame
 
     def stop(self) -> None:
         super().stop()

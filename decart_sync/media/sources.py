@@ -136,8 +136,10 @@ class VideoSource(abc.ABC):
     device or file and ends the track. Sources are context managers.
     """
 
-    # Whether a track waits for its slot before asking for a frame (see FrameFeed).
+    # How a track paces this source (see FrameFeed): read first, then wait for the frame's slot;
+    # wait for the slot, then read; or send each frame as it arrives.
     _read_after_tick = False
+    _sends_on_arrival = False
 
     def __init__(self, name: str) -> None:
         self._name = name
@@ -261,6 +263,9 @@ class VideoSource(abc.ABC):
 
     def _track_opened(self) -> None:  # noqa: B027 - an optional hook
         """A track was opened (on the loop thread); a source may start loop-side work here."""
+
+    async def _wait_for_news(self, timeout: float | None) -> bool:
+        return True  # only sources that send on arrival are ever asked
 
     def _frame_sent(self) -> None:
         self._frames_sent += 1
@@ -578,9 +583,10 @@ class _CameraSource(_PullSource):
 
 
 class _LatestSource(VideoSource):
-    """A source filled by someone else; each slot sends the newest frame, or repeats the last."""
+    """A source filled by someone else. The track sends each new frame as it arrives (at most
+    at the model's rate), and repeats the last one when nothing new comes."""
 
-    _read_after_tick = True
+    _sends_on_arrival = True
 
     def __init__(self, name: str, pixel_format: PixelFormat = "bgr24") -> None:
         _check_pixel_format(pixel_format)
@@ -589,11 +595,46 @@ class _LatestSource(VideoSource):
         # The last frame sent and what it became, so a repeat costs no conversion:
         # (input frame, width, height, track frame). Touched only on the loop thread.
         self._converted: tuple[object, int, int, av.VideoFrame] | None = None
+        # Set (on the loop) when there is news for the track; one per track, made on its loop.
+        self._news: asyncio.Event | None = None
 
     @abc.abstractmethod
     def _newest(self) -> object | None:
         """The newest input frame, or None if none has come yet. Non-blocking, on the loop.
         Raises EndOfStream or SourceFailed."""
+
+    @abc.abstractmethod
+    def _has_news(self) -> bool:
+        """Whether ``_newest()`` would now say something new: a frame not sent yet, an end, a
+        failure. Non-blocking, on the loop."""
+
+    def _track_opened(self) -> None:
+        self._news = asyncio.Event()
+
+    def _track_ended(self, track: SourceTrack) -> None:
+        super()._track_ended(track)
+        if self._news is not None:
+            self._news.set()  # a track waiting for news must see that it has stopped
+
+    def _announce(self) -> None:
+        """Wake the track: there is news. Safe from any thread."""
+        with self._state_lock:
+            loop, news = self._loop, self._news
+        if news is not None:  # else no track yet: the first one looks for itself
+            _call_on_loop(loop, news.set)
+
+    async def _wait_for_news(self, timeout: float | None) -> bool:
+        news = self._news
+        if news is None or self._has_news():
+            return True
+        news.clear()
+        if self._has_news():  # it came between the look and the clear
+            return True
+        try:
+            await asyncio.wait_for(news.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return self._has_news()
 
     async def _next_frame(
         self, width: int, height: int, fps: int, executor: concurrent.futures.Executor | None
@@ -620,9 +661,9 @@ class PushSource(_LatestSource):
 
     ``send()`` checks the frame at once (``InvalidInputError`` for anything but an HxWx3 uint8
     array in ``pixel_format`` order, or an av.VideoFrame), copies it, and returns without waiting.
-    The track sends the newest frame at each slot of the model's frame rate: a frame replaced
-    before it was sent counts in :attr:`frames_dropped`, and when nothing new came the last frame
-    is sent again so the stream never stalls.
+    The track sends a new frame as soon as it arrives, but no more often than the model's frame
+    rate: a frame replaced before it was sent counts in :attr:`frames_dropped`. When nothing new
+    comes for two frame intervals the last frame is sent again, so the stream never stalls.
     """
 
     def __init__(self, *, pixel_format: PixelFormat = "bgr24") -> None:
@@ -659,6 +700,7 @@ class PushSource(_LatestSource):
             self._latest = frame
             self._unsent = True
             self._received += 1
+        self._announce()
 
     def _newest(self) -> object | None:
         with self._slot_lock:
@@ -666,6 +708,9 @@ class PushSource(_LatestSource):
                 raise EndOfStream
             self._unsent = False
             return self._latest
+
+    def _has_news(self) -> bool:
+        return self._unsent or self._closed
 
 
 class TrackSource(_LatestSource):
@@ -693,6 +738,7 @@ class TrackSource(_LatestSource):
         self._failure: SourceFailed | None = None
 
     def _track_opened(self) -> None:
+        super()._track_opened()
         if self._pump is None:
             self._pump = asyncio.get_running_loop().create_task(
                 self._drain(), name="decart-sync track source"
@@ -707,11 +753,16 @@ class TrackSource(_LatestSource):
         self._latest_taken = True
         return self._latest
 
+    def _has_news(self) -> bool:
+        unsent = self._latest is not None and not self._latest_taken
+        return unsent or self._input_ended or self._closed
+
     async def _drain(self) -> None:
         try:
             while not self._closed:
                 self._latest = await self._input.recv()
                 self._latest_taken = False
+                self._announce()
         except MediaStreamError:
             pass  # the given track ended
         except Exception as error:
@@ -721,6 +772,7 @@ class TrackSource(_LatestSource):
         finally:
             self._input_ended = True
             self._ended = True
+            self._announce()
 
     def _release(self) -> None:
         def stop() -> None:

@@ -10,7 +10,7 @@ import time
 import av
 import numpy as np
 import pytest
-from _media_helpers import level_of, pts_steps, run, solid, take, wait_in_loop
+from _media_helpers import level_of, pts_steps, recv_video, run, solid, take, wait_in_loop
 from aiortc.mediastreams import MediaStreamError
 
 from decart_sync.errors import InvalidInputError, SessionClosedError
@@ -79,6 +79,33 @@ def test_the_last_frame_repeats_when_nothing_new_comes(
     assert source.frames_dropped == 0
 
 
+def test_a_pushed_frame_goes_out_when_it_arrives_not_at_a_slot(
+    executor: concurrent.futures.Executor,
+) -> None:
+    """At 2 fps: B, pushed 0.6 s after A went out, goes out then, stamped then. On a grid of
+    slots the 0.5 s slot would have repeated A, and B would have waited for the 1.0 s one."""
+    source = PushSource()
+    source.send(solid(40))
+
+    async def receive() -> tuple[av.VideoFrame, av.VideoFrame, float]:
+        loop = asyncio.get_running_loop()
+        track = source.open_track(width=64, height=48, fps=2, executor=executor)
+        first = await recv_video(track)
+        sent_first = loop.time()
+        pending = asyncio.ensure_future(recv_video(track))
+        await wait_in_loop(lambda: loop.time() >= sent_first + 0.6)
+        assert not pending.done()  # nothing new, and the repeat is not due before 1.0 s
+        pushed_at = loop.time()
+        threading.Thread(target=source.send, args=(solid(160),)).start()
+        return first, await pending, pushed_at - sent_first
+
+    first, second, pushed_after = run(receive())
+    assert abs(level_of(first) - 40) <= 3 and abs(level_of(second) - 160) <= 3
+    assert second.pts is not None and first.pts == 0
+    assert second.pts >= round(pushed_after * 90000)  # stamped when it went out...
+    assert second.pts < 90000  # ...which was before the next slot of a grid
+
+
 def test_the_track_waits_for_the_first_frame(executor: concurrent.futures.Executor) -> None:
     source = PushSource()
 
@@ -125,6 +152,7 @@ def test_frames_sent_from_another_thread_flow_through(
         thread.join()
     assert len({level_of(f) for f in frames}) > 5  # new frames kept arriving
     assert source.frames_dropped > 0  # the producer is faster than the track
+    assert min(pts_steps(frames)) >= 90000 // FPS  # ...which still keeps to the frame rate
     assert max(send_times) < 0.1  # send() never waited for the track
 
 

@@ -12,7 +12,7 @@ import pytest
 from _media_helpers import pts_steps, run, take
 
 from decart_sync.media import test_pattern
-from decart_sync.media._source_track import Pacer
+from decart_sync.media._source_track import ArrivalPacer, Pacer
 
 
 def test_slots_follow_the_frame_rate() -> None:
@@ -36,6 +36,17 @@ def test_timestamps_do_not_drift_when_the_step_is_not_whole() -> None:
     assert stamps[700] == 9_000_000  # 100 s later, exactly 100 s of clock
     steps = {b - a for a, b in itertools.pairwise(stamps)}
     assert steps <= {12857, 12858}
+
+
+def test_arrivals_go_out_at_once_capped_at_the_rate_and_stamped_with_their_time() -> None:
+    pacer = ArrivalPacer(10)
+    assert (pacer.not_before(), pacer.repeat_at()) == (None, None)  # the first frame: any time
+    assert pacer.stamp(5.0) == 0
+    assert pacer.not_before() == pytest.approx(5.1)  # one interval later at the earliest
+    assert pacer.repeat_at() == pytest.approx(5.2)  # two intervals without news: repeat
+    assert pacer.stamp(5.137) == 12330  # the time it went out, not a grid slot
+    # Sent a hair early by the clock (rounding), the pts still moves a whole step on.
+    assert pacer.stamp(5.2369) == 12330 + 9000
 
 
 def test_a_late_consumer_gets_one_frame_now_and_no_burst() -> None:

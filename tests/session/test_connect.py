@@ -26,6 +26,7 @@ from decart_sync import (
     SessionClosedError,
     models,
 )
+from decart_sync._jitter import MarkerJitterBuffer
 from decart_sync._protocol import SubscribeToken
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import RealtimeClient, RealtimeConnectOptions
@@ -185,10 +186,16 @@ def test_connect_disconnect_cycles_leave_threads_and_fds_as_they_were(
 def test_preferred_codec_is_negotiated_and_frames_flow(client: DecartClient, codec: str) -> None:
     with client.realtime.connect(SMALL_LUCY, still_frames(), video_codec=codec) as session:
         assert session.read(timeout=10)[0]
-        answer = session._controller._connection._pc.remoteDescription.sdp  # type: ignore[union-attr]
+        pc = session._controller._connection._pc  # type: ignore[union-attr]
+        answer = pc.remoteDescription.sdp
         video = answer.split("m=video", 1)[1]
         first_payload = video.split("\r\n", 1)[0].split()[2]
         assert f"a=rtpmap:{first_payload} {codec.upper()}/90000" in answer
+        # Frames leave the receive buffer on their marked last packet, with either codec.
+        (transceiver,) = pc.getTransceivers()
+        buffer = transceiver.receiver._RTCRtpReceiver__jitter_buffer
+        assert isinstance(buffer, MarkerJitterBuffer)
+        wait_until(lambda: buffer.released_on_marker >= 5, what="frames released on marker")
 
 
 def test_generation_ticks_carry_seconds(client: DecartClient) -> None:
