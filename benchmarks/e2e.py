@@ -11,11 +11,11 @@ latency of the path, not of an effect) and are read back in the user's thread:
 * **sdk VP8 / sdk H264**: ``client.realtime.connect(model, PushSource(), video_codec=...)``; a
   feeder thread renders the SDK's test pattern at the model size, stamps it and calls ``send()``;
   the main thread reads ``session.frames().get_info()``. Latency: from just before ``send()`` to
-  ``get_info()`` returning the BGR array. The feeder runs slightly slower than the model's rate
-  so that its phase against the source's frame slots sweeps a whole interval during the run (a
-  real camera is not in phase with the SDK either). The SDK's slots keep one phase against the
-  emulator's output clock for a session's life, so each row is three sessions (one in
-  ``--quick``) of a third of the time each, pooled.
+  ``get_info()`` returning the BGR array. The track sends a pushed frame as it arrives (at most
+  at the model's rate); the feeder runs slightly slower than the model's rate so that its phase
+  against the emulator's output clock sweeps a whole interval during the run (a real camera is
+  not in phase with the service either). Each row is three sessions (one in ``--quick``) of a
+  third of the time each, pooled.
 * **raw VP8**: the raw asyncio + aiortc client of :mod:`_raw_client` (the floor), which renders
   each frame at its own slot, so it has no wait for a slot; its slots sweep against the
   emulator's clock. Latency: from handing the frame to aiortc to holding the BGR array in its
@@ -103,28 +103,33 @@ def profiles(custom: bool) -> list[Profile]:
 
 
 class TimedPushSource(PushSource):
-    """A PushSource that notes when its track's frame slot takes each numbered frame.
+    """A PushSource that notes when its track takes each numbered frame.
 
     Instrumentation only, through two private details of PushSource (``_newest``, called on the
-    loop thread at each slot, and ``_latest``, the copy ``send()`` keeps): it splits the
-    latency into the wait for a slot and the rest of the way, which nothing public shows.
+    loop thread when the track takes a frame, and ``_latest``, the copy ``send()`` keeps): it
+    splits the latency into the wait for the track and the rest of the way, which nothing
+    public shows. ``send()`` wakes the track at once, so the number is attached under a lock
+    that ``_newest`` also takes: the track cannot see the frame before its number.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.taken: dict[int, float] = {}
+        self._numbering = threading.Lock()
         self._number: tuple[int, int] | None = None  # (id of the stored copy, its number)
         self._last_taken: object | None = None
 
     def send_numbered(self, frame: Any, seq: int) -> None:
-        self.send(frame)
-        self._number = (id(self._latest), seq)
+        with self._numbering:
+            self.send(frame)
+            self._number = (id(self._latest), seq)
 
     def _newest(self) -> object | None:
-        frame = super()._newest()
+        with self._numbering:
+            frame = super()._newest()
+            number = self._number
         if frame is not None and frame is not self._last_taken:
             self._last_taken = frame
-            number = self._number
             if number is not None and number[0] == id(frame):
                 self.taken.setdefault(number[1], time.monotonic())
         return frame
@@ -134,9 +139,9 @@ class Feeder(threading.Thread):
     """The user's producer: renders, stamps and ``send()``s frames at ``fps / (1 + 1/sweep)``.
 
     Running ``sweep`` frames' worth slower than the model means the send times drift by exactly
-    one frame interval against the SDK's frame slots over ``sweep`` frames: the wait for the
-    next slot is sampled across its whole range instead of at one arbitrary phase. The source
-    then sees nothing new in about one slot in ``sweep`` and repeats the previous frame.
+    one frame interval against the emulator's output ticks over ``sweep`` frames: the wait for
+    the next tick is sampled across its whole range instead of at one arbitrary phase. Being
+    slower than the model's rate also means the rate cap never holds a frame back.
     """
 
     def __init__(
@@ -191,8 +196,8 @@ class Recorder:
     sent: int = 0
     delivered: int = 0
     latencies: list[float] = field(default_factory=list)
-    slot_wait: list[float] = field(default_factory=list)  # send -> the source's slot takes it
-    to_sdk: list[float] = field(default_factory=list)  # slot (or send) -> FrameInfo.received_at
+    take_wait: list[float] = field(default_factory=list)  # send -> the track takes it
+    to_sdk: list[float] = field(default_factory=list)  # taken (or send) -> FrameInfo.received_at
     hop: list[float] = field(default_factory=list)  # received_at -> the user holds the array
     taken: dict[int, float] = field(default_factory=dict)
 
@@ -223,11 +228,11 @@ class Recorder:
         if inside:
             self.new_frames += 1
             self.latencies.append(at - sent)
-            slot = self.taken.get(seq)
-            if slot is not None:
-                self.slot_wait.append(slot - sent)
+            taken = self.taken.get(seq)
+            if taken is not None:
+                self.take_wait.append(taken - sent)
             if received_at is not None:
-                self.to_sdk.append(received_at - (slot if slot is not None else sent))
+                self.to_sdk.append(received_at - (taken if taken is not None else sent))
                 self.hop.append(at - received_at)
 
     def end(self) -> None:
@@ -251,7 +256,7 @@ class Recorder:
             "delivered_share": round(self.delivered / self.sent, 4) if self.sent else None,
             "unreadable": self.unreadable,
             "latency_ms": _common.ms_summary(self.latencies),
-            "slot_wait_ms": _common.ms_summary(self.slot_wait) if self.slot_wait else None,
+            "take_wait_ms": _common.ms_summary(self.take_wait) if self.take_wait else None,
             "to_sdk_ms": _common.ms_summary(self.to_sdk) if self.to_sdk else None,
             "hop_ms": _common.ms_summary(self.hop) if self.hop else None,
         }
@@ -279,8 +284,8 @@ def run_sdk(
     sessions: int,
 ) -> dict[str, Any]:
     """``sessions`` sessions one after the other, ``duration / sessions`` measured each: the
-    SDK's frame slots and the emulator's output clock keep one arbitrary phase for a session's
-    life, and a few sessions average it out."""
+    feeder's sends and the emulator's output clock drift by one interval per session, and a few
+    sessions sample the phase more evenly."""
     recorder = Recorder()
     windows = []
     user_dropped = input_dropped = 0
@@ -403,7 +408,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         "p50 ms",
         "p95",
         "p99",
-        "slot p50",
+        "take p50",
         "path p50",
         "hop p50",
         "usr drop",
@@ -415,7 +420,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
     table = []
     for row in rows:
         latency, hop = row["latency_ms"], row["hop_ms"]
-        slot, path = row.get("slot_wait_ms"), row.get("to_sdk_ms")
+        take, path = row.get("take_wait_ms"), row.get("to_sdk_ms")
         share = row["delivered_share"]
         table.append(
             [
@@ -426,7 +431,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
                 _common.fmt(latency["p50"]),
                 _common.fmt(latency["p95"]),
                 _common.fmt(latency["p99"]),
-                _common.fmt(slot["p50"]) if slot else "-",
+                _common.fmt(take["p50"]) if take else "-",
                 _common.fmt(path["p50"]) if path else "-",
                 _common.fmt(hop["p50"], 2) if hop else "-",
                 str(row["user_dropped"]) if "user_dropped" in row else "-",

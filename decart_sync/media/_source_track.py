@@ -234,7 +234,7 @@ class ArrivalPacer:
         )
 
     def stamp(self, now: float) -> int:
-        """The pts of a frame going out at ``now``; records it as sent."""
+        """The pts of a frame taken at ``now``; records it as sent."""
         if self._start is None:
             self._start, pts = now, 0
         else:
@@ -307,10 +307,14 @@ class SourceTrack(MediaStreamTrack):
             news = await self._feed._wait_for_news(timeout)
             if not news and repeat_at is not None and loop.time() < repeat_at:
                 continue  # woken for nothing (a stop, a replaced track): look again
+            # Paced and stamped by when the frame is taken, not when its conversion is done:
+            # a cap counted from the end of the conversion would add that time to every
+            # interval, and a producer at the model's rate would fall behind and lose frames.
+            taken_at = loop.time()
             frame = await self._fetch()
             if frame is None:
                 continue
-            return self._stamped(frame, self._arrivals.stamp(loop.time()))
+            return self._stamped(frame, self._arrivals.stamp(taken_at))
 
     def _stamped(self, frame: av.VideoFrame, pts: int) -> av.VideoFrame:
         if self.readyState != "live":
