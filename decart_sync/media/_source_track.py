@@ -206,32 +206,39 @@ class Pacer:
 class ArrivalPacer:
     """When frames of a source that others fill go out, and their pts.
 
-    A new frame goes out as soon as it arrives, but no sooner than one frame interval after the
-    previous one: the model's frame rate is a cap, not a grid. When nothing new arrives for
-    ``REPEAT_AFTER`` intervals the last frame goes out again, so the stream never stalls; the
-    margin keeps a producer running at the model's rate, a little late now and then, from having
-    a repeat take the place of its next frame. The pts is the send time on the 90 kHz clock, at
-    least one frame step after the previous pts (encoders want strictly increasing stamps).
+    A new frame goes out as soon as it arrives, as long as the model's frame rate is kept on
+    average: the cap is a virtual schedule that moves one interval per frame sent (GCRA, as in
+    ATM traffic shaping), and a frame may go out up to ``TOLERANCE`` intervals ahead of it. The
+    tolerance is what keeps a producer at the model's rate, whose frames the loop takes a
+    little late now and then, from drifting behind: a cap counted from each actual send would
+    carry every such delay into all later frames until one was dropped. When nothing new
+    arrives for ``REPEAT_AFTER`` intervals the last frame goes out again, so the stream never
+    stalls. The pts is the time the frame was taken on the 90 kHz clock, at least one frame
+    step after the previous pts (encoders want strictly increasing stamps).
     """
 
+    TOLERANCE = 0.25
     REPEAT_AFTER = 2.0
 
     def __init__(self, fps: int) -> None:
         self.interval = 1.0 / fps
         self._step = math.ceil(VIDEO_CLOCK_RATE / fps)
         self._start: float | None = None
+        self._scheduled: float | None = None  # where the schedule puts the next frame
         self._last_sent: float | None = None
         self._last_pts = 0
 
     def not_before(self) -> float | None:
         """The earliest time the next frame may go out (None: any time)."""
-        return None if self._last_sent is None else self._last_sent + self.interval
+        if self._scheduled is None:
+            return None
+        return self._scheduled - self.TOLERANCE * self.interval
 
     def repeat_at(self) -> float | None:
         """When the last frame goes out again if nothing new came (None: nothing sent yet)."""
-        return (
-            None if self._last_sent is None else self._last_sent + self.REPEAT_AFTER * self.interval
-        )
+        if self._last_sent is None:
+            return None
+        return self._last_sent + self.REPEAT_AFTER * self.interval
 
     def stamp(self, now: float) -> int:
         """The pts of a frame taken at ``now``; records it as sent."""
@@ -239,6 +246,8 @@ class ArrivalPacer:
             self._start, pts = now, 0
         else:
             pts = max(round((now - self._start) * VIDEO_CLOCK_RATE), self._last_pts + self._step)
+        scheduled = now if self._scheduled is None else max(self._scheduled, now)
+        self._scheduled = scheduled + self.interval
         self._last_sent, self._last_pts = now, pts
         return pts
 

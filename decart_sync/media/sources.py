@@ -11,7 +11,8 @@ Two families, by who sets the pace:
 * pull sources (files, generators, ``read()`` captures, the test pattern, cameras) are read once
   per frame slot;
 * latest-wins sources (:class:`PushSource`, a user's aiortc track) are filled by someone else at
-  their own rate; each slot takes the newest frame and repeats the last one if nothing new came.
+  their own rate; a new frame goes out as soon as it arrives (at most at the model's rate), and
+  the last one is repeated if nothing new comes for two frame intervals.
 
 :func:`as_source` turns anything ``connect()`` accepts into a source.
 """
@@ -717,9 +718,9 @@ class TrackSource(_LatestSource):
     """Frames from an aiortc video track (a ``MediaPlayer`` track, another peer's track, ...).
 
     Once a track is opened, the source reads the given track continuously on the loop thread
-    (someone must, or aiortc queues frames without bound) and each slot sends the newest frame,
-    resized only when its size differs. The track ends when the given track ends. ``close()``
-    stops the given track.
+    (someone must, or aiortc queues frames without bound) and sends each new frame as it
+    arrives, at most at the model's rate, resized only when its size differs. The track ends
+    when the given track ends. ``close()`` stops the given track.
     """
 
     def __init__(self, track: MediaStreamTrack) -> None:

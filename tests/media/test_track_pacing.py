@@ -42,11 +42,37 @@ def test_arrivals_go_out_at_once_capped_at_the_rate_and_stamped_with_their_time(
     pacer = ArrivalPacer(10)
     assert (pacer.not_before(), pacer.repeat_at()) == (None, None)  # the first frame: any time
     assert pacer.stamp(5.0) == 0
-    assert pacer.not_before() == pytest.approx(5.1)  # one interval later at the earliest
+    assert pacer.not_before() == pytest.approx(5.075)  # an interval on, less the tolerance
     assert pacer.repeat_at() == pytest.approx(5.2)  # two intervals without news: repeat
-    assert pacer.stamp(5.137) == 12330  # the time it went out, not a grid slot
-    # Sent a hair early by the clock (rounding), the pts still moves a whole step on.
+    assert pacer.stamp(5.137) == 12330  # the time it was taken, not a grid slot
+    # Taken a hair early by the clock (rounding), the pts still moves a whole step on.
     assert pacer.stamp(5.2369) == 12330 + 9000
+
+
+def test_a_producer_faster_than_the_model_is_held_to_its_rate() -> None:
+    pacer = ArrivalPacer(10)
+    now, taken = 0.0, []
+    for _ in range(101):  # frames arrive every millisecond; each is taken as soon as allowed
+        now = max(now + 0.001, pacer.not_before() or 0.0)
+        pacer.stamp(now)
+        taken.append(now)
+    assert taken[100] - taken[0] == pytest.approx(10.0, abs=0.03)  # 10 fps, on average
+    assert min(b - a for a, b in itertools.pairwise(taken)) >= 0.075 - 1e-9
+
+
+def test_a_producer_at_the_models_rate_taken_late_now_and_then_never_falls_behind() -> None:
+    """Frames 0.4 ms slower than the model's interval, each taken up to 2 ms late by a busy
+    loop: no frame waits for the cap beyond that lateness (a cap counted from each actual take
+    would make the wait grow by the lateness every frame until a frame was dropped)."""
+    pacer = ArrivalPacer(30)
+    waits = []
+    for k in range(300):
+        arrived = k * (1 / 30 + 0.0004)
+        late = 0.002 if k % 2 else 0.0015
+        taken = max(arrived, pacer.not_before() or 0.0) + late
+        pacer.stamp(taken)
+        waits.append(taken - arrived)
+    assert max(waits) <= 0.002 + 1e-9
 
 
 def test_a_late_consumer_gets_one_frame_now_and_no_burst() -> None:
