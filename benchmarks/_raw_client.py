@@ -10,9 +10,9 @@ configuration, not the path being measured: loopback-only ICE gathering
 
 ``codec="h264"`` sets the video transceiver's codec preferences before the offer (as the SDK's
 ``video_codec`` option does); the emulator answers with the first codec offered that it
-supports. ``frame_on_marker=True`` gives it the receive jitter buffer the SDK uses
-(``decart_sync._jitter``: a frame is decoded as soon as its marked last packet is in, not when
-the next frame starts), so the floor can be had with either rule.
+supports. ``frame_on_marker=True`` gives it the SDK's receiver changes
+(``decart_sync._receivers``: a frame is decoded as soon as its marked last packet is in, not
+when the next frame starts, and VP8 on one thread), so the floor can be had either way.
 
 The input track renders the SDK's test pattern at the model's size with its frame number coded in
 pixels (:mod:`_pixelcode`), paced at the model's fps; its ``log`` records when each frame was
@@ -42,7 +42,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from decart_sync._ice import host_addresses, rtc_configuration
-from decart_sync._jitter import release_on_marker
+from decart_sync._receivers import tune_receivers
 
 T = TypeVar("T")
 
@@ -183,7 +183,7 @@ class RawSession:
         if self._codec is not None:
             pc.getTransceivers()[0].setCodecPreferences(codec_capabilities(self._codec))
         if self._frame_on_marker:
-            release_on_marker(pc)
+            tune_receivers(pc)
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from aiortc import RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 
 from decart_sync._ice import host_addresses, loopback_address_for, rtc_configuration, sdp_candidates
-from decart_sync._jitter import release_on_marker
 from decart_sync._protocol import IceCandidate
+from decart_sync._receivers import tune_receivers
 from decart_sync._redact import get_logger
 
 _log = get_logger(__name__)
@@ -51,8 +51,9 @@ class PeerLink:
         with host_addresses(self._addresses):
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             attach(self.pc)
-            # The real service has no reason to hold each input frame one interval; nor do we.
-            release_on_marker(self.pc)
+            # The real service holds no input frame back one interval, and starts no idle
+            # decoder threads; nor do we.
+            tune_receivers(self.pc)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp  # type: ignore[no-any-return]
 

@@ -22,8 +22,8 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from decart_sync import _ice, _protocol
-from decart_sync._jitter import release_on_marker
 from decart_sync._protocol import OMITTED, _Omitted
+from decart_sync._receivers import tune_receivers
 from decart_sync._redact import get_logger
 from decart_sync.errors import (
     DecartSDKError,
@@ -193,7 +193,7 @@ class Connection:
         else:
             pc.addTransceiver("video", direction="recvonly")
             pc.addTransceiver("audio", direction="recvonly")
-        release_on_marker(pc)  # a frame reaches the user one interval sooner
+        tune_receivers(pc)  # frames reach the user one interval sooner, decoded on one thread
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:

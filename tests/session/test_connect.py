@@ -26,8 +26,8 @@ from decart_sync import (
     SessionClosedError,
     models,
 )
-from decart_sync._jitter import MarkerJitterBuffer
 from decart_sync._protocol import SubscribeToken
+from decart_sync._receivers import MarkerJitterBuffer, _single_threaded
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import RealtimeClient, RealtimeConnectOptions
 
@@ -196,6 +196,7 @@ def test_preferred_codec_is_negotiated_and_frames_flow(client: DecartClient, cod
         buffer = transceiver.receiver._RTCRtpReceiver__jitter_buffer
         assert isinstance(buffer, MarkerJitterBuffer)
         wait_until(lambda: buffer.released_on_marker >= 5, what="frames released on marker")
+        assert transceiver.receiver._RTCRtpReceiver__decoder_thread in _single_threaded
 
 
 def test_generation_ticks_carry_seconds(client: DecartClient) -> None:
