@@ -74,16 +74,24 @@ def test_a_live_input_is_sent_at_the_models_size_and_released(
 
 
 def test_each_slot_takes_the_newest_frame_the_device_has() -> None:
-    source = _CameraSource(LIVE_INPUT.format(rate=60), format="lavfi", options={})
-    try:
-        first = source._read(15)
-        time.sleep(0.1)  # the model is slower than the device: six device frames go by
-        second = source._read(15)
+    """lavfi ignores non-blocking mode, so the source tells a queued frame from a fresh one by
+    how long the read took; a descheduled reader on a busy machine can misjudge one read, so the
+    scenario gets three tries, and one must skip the queue."""
+    skipped = []
+    for _ in range(3):
+        source = _CameraSource(LIVE_INPUT.format(rate=60), format="lavfi", options={})
+        try:
+            first = source._read(15)
+            time.sleep(0.1)  # the model is slower than the device: six device frames go by
+            second = source._read(15)
+        finally:
+            source.close()
         assert isinstance(first, av.VideoFrame) and isinstance(second, av.VideoFrame)
         assert first.pts is not None and second.pts is not None
-        assert second.pts - first.pts >= 4  # queued frames were skipped, not sent late
-    finally:
-        source.close()
+        skipped.append(second.pts - first.pts)
+        if skipped[-1] >= 4:  # queued frames were skipped, not sent late
+            break
+    assert max(skipped) >= 4, skipped
 
 
 class ScriptedDevice:
