@@ -3,10 +3,10 @@
 A :class:`SourceTrack` lives on the SDK's loop thread. Each ``recv()`` gets one frame from its
 source (a blocking read runs in the executor it was given, never on the loop), converts it to the
 model's size in yuv420p (also in the executor), and stamps it with a presentation time on the
-90 kHz clock. Sources that are read (files, generators, cameras) are paced on a steady grid of
-slots at the model's frame rate (:class:`Pacer`); sources that others fill (``PushSource``, an
-aiortc track) send each new frame as soon as it arrives, at most at the model's rate
-(:class:`ArrivalPacer`), so a pushed frame does not wait for a slot.
+90 kHz clock. A frame goes out as soon as it is there, as long as the model's frame rate is kept
+(:class:`Pacer`): a file or a generator is read ahead and waits for the rate, while a frame from
+a live input (a camera, a ``PushSource``, a blocking capture) goes out when it arrives instead of
+waiting for the next slot of a fixed grid, which would add half a frame interval on average.
 
 Sources plug in through the small :class:`FrameFeed` protocol; this module knows nothing about
 files, cameras or numpy producers, only about pacing, conversion and ending cleanly.
@@ -33,7 +33,6 @@ from decart_sync._redact import get_logger
 from decart_sync.errors import DecartSDKError, InvalidInputError
 
 __all__ = [
-    "ArrivalPacer",
     "BadFrame",
     "EndOfStream",
     "FrameFeed",
@@ -80,13 +79,15 @@ class SourceFailed(Exception):
 class FrameFeed(Protocol):
     """What a track needs from its source (VideoSource implements it)."""
 
-    # True: wait for the frame's time slot, then take the newest frame (push sources, cameras).
-    # False: get the next frame first, then wait for its slot (files, generators, patterns).
+    # True: a live device; once the rate allows a frame, read the newest (the read waits for
+    # the device if nothing is queued) and send it at once.
+    # False: read the next frame first, then send it once the rate allows (files, generators,
+    # captures, patterns).
     @property
-    def _read_after_tick(self) -> bool: ...
+    def _reads_live_device(self) -> bool: ...
 
     # True: the source is filled by others and tells the track when a frame arrives
-    # (:meth:`_wait_for_news`); the track sends it at once, paced by ArrivalPacer.
+    # (:meth:`_wait_for_news`); the track sends it at once, as the rate allows.
     @property
     def _sends_on_arrival(self) -> bool: ...
 
@@ -178,43 +179,17 @@ def needs_conversion(frame: av.VideoFrame, width: int, height: int) -> bool:
 
 
 class Pacer:
-    """Time slots for frames at ``fps``, on the 90 kHz RTP video clock.
+    """When a track's frames go out, and their pts.
 
-    Slot ``k`` is due at ``start + k / fps`` and carries pts ``round(k * 90000 / fps)``. Slots are
-    counted from one start time, so rounding never accumulates into drift. A caller that comes
-    late gets the slot that is current now, not every slot it missed: a late consumer never makes
-    the track burst to catch up, and the pts gap shows the time that passed.
-    """
-
-    def __init__(self, fps: int) -> None:
-        self.fps = fps
-        self._start: float | None = None
-        self._slot = -1
-
-    def claim(self, now: float) -> tuple[int, float]:
-        """The pts of the next slot and how long to wait (seconds, >= 0) until it is due."""
-        if self._start is None:
-            self._start = now
-            slot = 0
-        else:
-            slot = max(self._slot + 1, math.floor((now - self._start) * self.fps))
-        self._slot = slot
-        due = self._start + slot / self.fps
-        return round(slot * VIDEO_CLOCK_RATE / self.fps), max(0.0, due - now)
-
-
-class ArrivalPacer:
-    """When frames of a source that others fill go out, and their pts.
-
-    A new frame goes out as soon as it arrives, as long as the model's frame rate is kept on
+    A frame goes out as soon as it is there, as long as the model's frame rate is kept on
     average: the cap is a virtual schedule that moves one interval per frame sent (GCRA, as in
     ATM traffic shaping), and a frame may go out up to ``TOLERANCE`` intervals ahead of it. The
     tolerance is what keeps a producer at the model's rate, whose frames the loop takes a
     little late now and then, from drifting behind: a cap counted from each actual send would
-    carry every such delay into all later frames until one was dropped. When nothing new
-    arrives for ``REPEAT_AFTER`` intervals the last frame goes out again, so the stream never
-    stalls. The pts is the time the frame was taken on the 90 kHz clock, at least one frame
-    step after the previous pts (encoders want strictly increasing stamps).
+    carry every such delay into all later frames until one was dropped. For a source that others
+    fill, when nothing new arrives for ``REPEAT_AFTER`` intervals the last frame goes out again,
+    so the stream never stalls. The pts is the time the frame was taken on the 90 kHz clock, at
+    least one frame step after the previous pts (encoders want strictly increasing stamps).
     """
 
     TOLERANCE = 0.25
@@ -277,7 +252,6 @@ class SourceTrack(MediaStreamTrack):
         self._on_error = on_error
         self._name = name
         self._pacer = Pacer(fps)
-        self._arrivals = ArrivalPacer(fps)
         self._reported: set[str] = set()
 
     def __repr__(self) -> str:
@@ -288,42 +262,56 @@ class SourceTrack(MediaStreamTrack):
     async def recv(self) -> av.VideoFrame:
         if self._feed._sends_on_arrival:
             return await self._recv_on_arrival()
+        if self._feed._reads_live_device:
+            return await self._recv_live()
+        # Files, generators, captures, the test pattern: read the next frame, then send it as
+        # soon as the rate allows (a read that blocked on a live input has already waited).
+        loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            if self._feed._read_after_tick:
-                pts = await self._wait_for_slot()
-                frame = await self._fetch()
-            else:
-                frame = await self._fetch()
-                if frame is None:
-                    continue
-                pts = await self._wait_for_slot()
+            frame = await self._fetch()
             if frame is None:
                 continue
-            return self._stamped(frame, pts)
+            await self._wait_for_rate(loop)
+            return self._stamped(frame, self._pacer.stamp(loop.time()))
+
+    async def _recv_live(self) -> av.VideoFrame:
+        """A live device: once the rate allows another frame, read the newest one (the read
+        itself waits for the device's next frame if none is queued), and send it at once."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            await self._wait_for_rate(loop)
+            frame = await self._fetch()
+            if frame is None:
+                continue
+            return self._stamped(frame, self._pacer.stamp(loop.time()))
 
     async def _recv_on_arrival(self) -> av.VideoFrame:
         loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":
                 raise MediaStreamError
-            not_before = self._arrivals.not_before()
-            if not_before is not None and not_before > loop.time():
-                await asyncio.sleep(not_before - loop.time())
-            repeat_at = self._arrivals.repeat_at()
+            await self._wait_for_rate(loop)
+            repeat_at = self._pacer.repeat_at()
             timeout = None if repeat_at is None else max(0.0, repeat_at - loop.time())
             news = await self._feed._wait_for_news(timeout)
             if not news and repeat_at is not None and loop.time() < repeat_at:
                 continue  # woken for nothing (a stop, a replaced track): look again
-            # Paced and stamped by when the frame is taken, not when its conversion is done:
-            # a cap counted from the end of the conversion would add that time to every
-            # interval, and a producer at the model's rate would fall behind and lose frames.
+            # Paced and stamped by when the frame is taken, not when its conversion is done,
+            # so the conversion's time never counts against the rate.
             taken_at = loop.time()
             frame = await self._fetch()
             if frame is None:
                 continue
-            return self._stamped(frame, self._arrivals.stamp(taken_at))
+            return self._stamped(frame, self._pacer.stamp(taken_at))
+
+    async def _wait_for_rate(self, loop: asyncio.AbstractEventLoop) -> None:
+        not_before = self._pacer.not_before()
+        if not_before is not None and not_before > loop.time():
+            await asyncio.sleep(not_before - loop.time())
 
     def _stamped(self, frame: av.VideoFrame, pts: int) -> av.VideoFrame:
         if self.readyState != "live":
@@ -336,12 +324,6 @@ class SourceTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._feed._track_ended(self)
-
-    async def _wait_for_slot(self) -> int:
-        pts, wait = self._pacer.claim(asyncio.get_running_loop().time())
-        if wait > 0:
-            await asyncio.sleep(wait)
-        return pts
 
     async def _fetch(self) -> av.VideoFrame | None:
         """One frame from the feed; None when there is none to send this time."""

@@ -9,7 +9,8 @@ reconnect the new track carries on where the last one stopped.
 Two families, by who sets the pace:
 
 * pull sources (files, generators, ``read()`` captures, the test pattern, cameras) are read once
-  per frame slot;
+  per frame sent: a file or pattern is read ahead and waits for the model's rate, a live input's
+  frame goes out as soon as the read returns it;
 * latest-wins sources (:class:`PushSource`, a user's aiortc track) are filled by someone else at
   their own rate; a new frame goes out as soon as it arrives (at most at the model's rate), and
   the last one is repeated if nothing new comes for two frame intervals.
@@ -79,7 +80,7 @@ _CLOSE_WAIT = 0.5
 _CAMERA_STALL = 5.0
 # How often to look again when a non-blocking camera has no frame ready.
 _CAMERA_POLL = 0.002
-# At most this many queued camera packets are read per frame slot, so an input that never says
+# At most this many queued camera packets are read per frame sent, so an input that never says
 # "nothing more for now" (one that ignores non-blocking mode) cannot hold a read forever.
 _CAMERA_DRAIN_LIMIT = 16
 # A packet that took longer than this to arrive was waited for, so it is the newest there is.
@@ -137,9 +138,9 @@ class VideoSource(abc.ABC):
     device or file and ends the track. Sources are context managers.
     """
 
-    # How a track paces this source (see FrameFeed): read first, then wait for the frame's slot;
-    # wait for the slot, then read; or send each frame as it arrives.
-    _read_after_tick = False
+    # How a track paces this source (see FrameFeed): read ahead, then wait for the rate; a live
+    # device, read once the rate allows; or filled by others, sent as each frame arrives.
+    _reads_live_device = False
     _sends_on_arrival = False
 
     def __init__(self, name: str) -> None:
@@ -523,13 +524,13 @@ class _FileSource(_PullSource):
 
 
 class _CameraSource(_PullSource):
-    """A live device opened through PyAV; each slot takes the newest frame the device has."""
+    """A live device opened through PyAV; each frame sent is the newest the device has."""
 
-    _read_after_tick = True
+    _reads_live_device = True
 
     def __init__(self, url: str, *, format: str | None, options: dict[str, str]) -> None:
         super().__init__(f"camera {url!r}")
-        # Non-blocking reads let a slot drain what the device queued and keep only the newest,
+        # Non-blocking reads let a read drain what the device queued and keep only the newest,
         # so a device faster than the model never builds up latency. v4l2 needs the flag when
         # the device is opened; an input that refuses it is opened again without it.
         try:

@@ -1,4 +1,5 @@
-"""The track's clock: frames at the model's fps on the 90 kHz clock, without drift or bursts."""
+"""The track's clock: frames go out when they are there, at the model's fps on average, with
+increasing pts on the 90 kHz clock."""
 
 from __future__ import annotations
 
@@ -12,34 +13,11 @@ import pytest
 from _media_helpers import pts_steps, run, take
 
 from decart_sync.media import test_pattern
-from decart_sync.media._source_track import ArrivalPacer, Pacer
-
-
-def test_slots_follow_the_frame_rate() -> None:
-    pacer = Pacer(30)
-    assert pacer.claim(100.0) == (0, 0.0)
-    pts, wait = pacer.claim(100.001)
-    assert pts == 3000
-    assert wait == pytest.approx(1 / 30 - 0.001)
-    pts, wait = pacer.claim(100.0 + 2 / 30)  # exactly on time
-    assert (pts, wait) == (6000, 0.0)
-
-
-def test_timestamps_do_not_drift_when_the_step_is_not_whole() -> None:
-    pacer = Pacer(7)  # 90000 / 7 is not an integer
-    now = 0.0
-    stamps = []
-    for _ in range(701):
-        pts, wait = pacer.claim(now)
-        stamps.append(pts)
-        now += wait
-    assert stamps[700] == 9_000_000  # 100 s later, exactly 100 s of clock
-    steps = {b - a for a, b in itertools.pairwise(stamps)}
-    assert steps <= {12857, 12858}
+from decart_sync.media._source_track import Pacer
 
 
 def test_arrivals_go_out_at_once_capped_at_the_rate_and_stamped_with_their_time() -> None:
-    pacer = ArrivalPacer(10)
+    pacer = Pacer(10)
     assert (pacer.not_before(), pacer.repeat_at()) == (None, None)  # the first frame: any time
     assert pacer.stamp(5.0) == 0
     assert pacer.not_before() == pytest.approx(5.075)  # an interval on, less the tolerance
@@ -50,7 +28,7 @@ def test_arrivals_go_out_at_once_capped_at_the_rate_and_stamped_with_their_time(
 
 
 def test_a_producer_faster_than_the_model_is_held_to_its_rate() -> None:
-    pacer = ArrivalPacer(10)
+    pacer = Pacer(10)
     now, taken = 0.0, []
     for _ in range(101):  # frames arrive every millisecond; each is taken as soon as allowed
         now = max(now + 0.001, pacer.not_before() or 0.0)
@@ -64,7 +42,7 @@ def test_a_producer_at_the_models_rate_taken_late_now_and_then_never_falls_behin
     """Frames 0.4 ms slower than the model's interval, each taken up to 2 ms late by a busy
     loop: no frame waits for the cap beyond that lateness (a cap counted from each actual take
     would make the wait grow by the lateness every frame until a frame was dropped)."""
-    pacer = ArrivalPacer(30)
+    pacer = Pacer(30)
     waits = []
     for k in range(300):
         arrived = k * (1 / 30 + 0.0004)
@@ -73,16 +51,6 @@ def test_a_producer_at_the_models_rate_taken_late_now_and_then_never_falls_behin
         pacer.stamp(taken)
         waits.append(taken - arrived)
     assert max(waits) <= 0.002 + 1e-9
-
-
-def test_a_late_consumer_gets_one_frame_now_and_no_burst() -> None:
-    pacer = Pacer(10)
-    pacer.claim(0.0)
-    pts, wait = pacer.claim(0.55)  # five slots late
-    assert (pts, wait) == (45000, 0.0)  # the slot that is current now, at once
-    pts, wait = pacer.claim(0.55)  # asking again right away must wait for the next slot
-    assert pts == 54000
-    assert wait == pytest.approx(0.05)
 
 
 def test_a_track_is_paced_and_stamped(executor: concurrent.futures.Executor) -> None:
@@ -99,8 +67,9 @@ def test_a_track_is_paced_and_stamped(executor: concurrent.futures.Executor) -> 
     assert [(f.width, f.height, f.format.name) for f in frames] == [(160, 96, "yuv420p")] * count
     assert all(f.time_base == fractions.Fraction(1, 90000) for f in frames)
     steps = pts_steps(frames)
-    assert all(step > 0 and step % 1800 == 0 for step in steps), steps
-    # On a busy machine a slot can be missed, but most frames must be one slot apart.
+    assert all(step >= 1800 for step in steps), steps  # never faster than 50 fps
+    # A pattern is always ready, so frames go out at the rate: on a busy machine a frame can be
+    # late, but most are one step apart.
     assert steps.count(1800) >= len(steps) * 0.8, steps
     nominal = (count - 1) / fps
     assert nominal * 0.9 <= elapsed <= nominal + 2.0
