@@ -122,6 +122,23 @@ def test_the_track_waits_for_the_first_frame(executor: concurrent.futures.Execut
     assert abs(level_of(run(receive())) - 200) <= 3
 
 
+def test_closing_wakes_a_track_still_waiting_for_its_first_frame(
+    executor: concurrent.futures.Executor,
+) -> None:
+    source = PushSource()
+
+    async def receive() -> None:
+        track = source.open_track(width=64, height=48, fps=FPS, executor=executor)
+        pending = asyncio.ensure_future(track.recv())
+        await asyncio.sleep(0)
+        assert not pending.done()  # no frame yet, and no deadline to wake it
+        threading.Thread(target=source.close).start()
+        with pytest.raises(MediaStreamError):
+            await pending
+
+    run(receive(), timeout=5)
+
+
 def test_frames_sent_from_another_thread_flow_through(
     executor: concurrent.futures.Executor,
 ) -> None:
