@@ -31,6 +31,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from decart_sync.media.sources import IterableSource
 from decart_sync.media.test_pattern import render_test_pattern
 
 __all__ = ["CELLS", "NUMBER_BITS", "StampedPattern", "Timecode", "luma_plane"]
@@ -126,8 +127,8 @@ class StampedPattern:
     """The synthetic test pattern, stamped with its frame numbers: an endless iterator of BGR
     frames to hand a session as its source, which remembers when each frame was taken.
 
-    The session reads one frame per frame slot, in its media executor; :meth:`sent_at` may be
-    called from any other thread.
+    The session reads one frame each time its rate allows one, in its media executor;
+    :meth:`sent_at` may be called from any other thread.
     """
 
     def __init__(self, width: int, height: int, seed: int = 0) -> None:
@@ -148,6 +149,11 @@ class StampedPattern:
             yield image
             number += 1
 
+    def source(self) -> IterableSource:
+        """This pattern as a session's source, drawn when each frame is due (as
+        ``test_pattern()`` is), so the latency measured starts when the SDK takes the frame."""
+        return _DueIterableSource(self)
+
     def sent_at(self, code: int) -> tuple[int, float] | None:
         """The full frame number and send time of the newest frame stamped with ``code``."""
         return self._sent[code % MODULUS]
@@ -157,3 +163,9 @@ class StampedPattern:
         if frame.format.name not in ("yuv420p", "yuvj420p"):
             return None
         return self.timecode.read(luma_plane(frame))
+
+
+class _DueIterableSource(IterableSource):
+    """An iterable source read when each frame is due rather than ahead (see FrameFeed)."""
+
+    _reads_when_due = True

@@ -27,7 +27,6 @@ from decart_sync.commands._common import (
 )
 from decart_sync.commands._live import LivePlan, Progress, finish, stream_session
 from decart_sync.commands._timecode import StampedPattern
-from decart_sync.media.sources import IterableSource
 
 DEFAULT_SECONDS = 10.0
 # Two styles that look nothing alike: pencil lines on white paper, then a dark scene with
@@ -127,7 +126,7 @@ def _demo(args: argparse.Namespace) -> int:
         DecartClient(
             api_key=emulator.api_key, base_url=emulator.url, realtime_base_url=emulator.realtime_url
         ) as client,
-        IterableSource(pattern) as source,
+        pattern.source() as source,
     ):
         plan = LivePlan(
             model=model,

@@ -30,7 +30,7 @@ from decart_sync.commands._common import (
 )
 from decart_sync.commands._live import LivePlan, Progress, finish, stream_session
 from decart_sync.commands._timecode import StampedPattern
-from decart_sync.media.sources import IterableSource, VideoSource, camera, video_file
+from decart_sync.media.sources import VideoSource, camera, video_file
 
 SYNTHETIC = "synthetic"
 CAMERA_PREFIX = "camera:"
@@ -86,7 +86,7 @@ def open_input(spec: str) -> tuple[VideoSource, StampedPattern | None]:
     """The source named by ``--input``, and the stamped pattern if it is the synthetic one."""
     if spec == SYNTHETIC:
         pattern = StampedPattern(*_SYNTHETIC_SIZE)
-        return IterableSource(pattern), pattern
+        return pattern.source(), pattern
     if spec.startswith(CAMERA_PREFIX):
         device = spec[len(CAMERA_PREFIX) :]
         if not device:

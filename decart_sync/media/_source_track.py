@@ -4,9 +4,10 @@ A :class:`SourceTrack` lives on the SDK's loop thread. Each ``recv()`` gets one 
 source (a blocking read runs in the executor it was given, never on the loop), converts it to the
 model's size in yuv420p (also in the executor), and stamps it with a presentation time on the
 90 kHz clock. A frame goes out as soon as it is there, as long as the model's frame rate is kept
-(:class:`Pacer`): a file or a generator is read ahead and waits for the rate, while a frame from
-a live input (a camera, a ``PushSource``, a blocking capture) goes out when it arrives instead of
-waiting for the next slot of a fixed grid, which would add half a frame interval on average.
+(:class:`Pacer`): a file or a generator is read ahead and waits for the rate, the test pattern
+is drawn when its frame is due, and a frame from a live input (a camera, a ``PushSource``, a
+blocking capture) goes out when it arrives instead of waiting for the next slot of a fixed grid,
+which would add half a frame interval on average.
 
 Sources plug in through the small :class:`FrameFeed` protocol; this module knows nothing about
 files, cameras or numpy producers, only about pacing, conversion and ending cleanly.
@@ -79,12 +80,13 @@ class SourceFailed(Exception):
 class FrameFeed(Protocol):
     """What a track needs from its source (VideoSource implements it)."""
 
-    # True: a live device; once the rate allows a frame, read the newest (the read waits for
-    # the device if nothing is queued) and send it at once.
-    # False: read the next frame first, then send it once the rate allows (files, generators,
-    # captures, patterns).
+    # True: read once the rate allows a frame, and send what the read returns at once: the
+    # newest frame a live device has (the read waits for the device if nothing is queued), or
+    # a picture drawn for now (the test pattern).
+    # False: read the next frame ahead, then send it once the rate allows (files, generators,
+    # captures: a blocking read of a live input has done its waiting already).
     @property
-    def _reads_live_device(self) -> bool: ...
+    def _reads_when_due(self) -> bool: ...
 
     # True: the source is filled by others and tells the track when a frame arrives
     # (:meth:`_wait_for_news`); the track sends it at once, as the rate allows.
@@ -262,10 +264,10 @@ class SourceTrack(MediaStreamTrack):
     async def recv(self) -> av.VideoFrame:
         if self._feed._sends_on_arrival:
             return await self._recv_on_arrival()
-        if self._feed._reads_live_device:
-            return await self._recv_live()
-        # Files, generators, captures, the test pattern: read the next frame, then send it as
-        # soon as the rate allows (a read that blocked on a live input has already waited).
+        if self._feed._reads_when_due:
+            return await self._recv_when_due()
+        # Files, generators, captures: read the next frame, then send it as soon as the rate
+        # allows (a read that blocked on a live input has already waited).
         loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":
@@ -276,9 +278,9 @@ class SourceTrack(MediaStreamTrack):
             await self._wait_for_rate(loop)
             return self._stamped(frame, self._pacer.stamp(loop.time()))
 
-    async def _recv_live(self) -> av.VideoFrame:
-        """A live device: once the rate allows another frame, read the newest one (the read
-        itself waits for the device's next frame if none is queued), and send it at once."""
+    async def _recv_when_due(self) -> av.VideoFrame:
+        """Once the rate allows another frame, read it (a camera's read waits for the device's
+        next frame if none is queued) and send it at once."""
         loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":

@@ -9,8 +9,9 @@ reconnect the new track carries on where the last one stopped.
 Two families, by who sets the pace:
 
 * pull sources (files, generators, ``read()`` captures, the test pattern, cameras) are read once
-  per frame sent: a file or pattern is read ahead and waits for the model's rate, a live input's
-  frame goes out as soon as the read returns it;
+  per frame sent: a file or a generator is read ahead and waits for the model's rate, a camera
+  or the pattern is read when its frame is due, and a live input's frame goes out as soon as the
+  read returns it;
 * latest-wins sources (:class:`PushSource`, a user's aiortc track) are filled by someone else at
   their own rate; a new frame goes out as soon as it arrives (at most at the model's rate), and
   the last one is repeated if nothing new comes for two frame intervals.
@@ -138,9 +139,9 @@ class VideoSource(abc.ABC):
     device or file and ends the track. Sources are context managers.
     """
 
-    # How a track paces this source (see FrameFeed): read ahead, then wait for the rate; a live
-    # device, read once the rate allows; or filled by others, sent as each frame arrives.
-    _reads_live_device = False
+    # How a track paces this source (see FrameFeed): read ahead, then wait for the rate; read
+    # once the rate allows (a live device, the pattern); or filled by others, sent on arrival.
+    _reads_when_due = False
     _sends_on_arrival = False
 
     def __init__(self, name: str) -> None:
@@ -398,6 +399,10 @@ class CaptureSource(_PullSource):
 class _TestPatternSource(_PullSource):
     """The synthetic pattern, running in real time at its own frame rate."""
 
+    # Drawn when its frame is due, like a camera's newest frame: a picture drawn ahead would
+    # wait for the rate and reach the model older than a live input's.
+    _reads_when_due = True
+
     def __init__(self, width: int, height: int, fps: int, seed: int) -> None:
         super().__init__(f"test pattern {width}x{height}@{fps}")
         render_test_pattern(0, width, height, seed)  # validates the arguments, warms the cache
@@ -526,7 +531,7 @@ class _FileSource(_PullSource):
 class _CameraSource(_PullSource):
     """A live device opened through PyAV; each frame sent is the newest the device has."""
 
-    _reads_live_device = True
+    _reads_when_due = True
 
     def __init__(self, url: str, *, format: str | None, options: dict[str, str]) -> None:
         super().__init__(f"camera {url!r}")
