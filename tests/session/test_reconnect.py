@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _session_helpers import FAST_RECONNECT, SMALL_LUCY, still_frames, wait_until
+from _session_helpers import FAST_RECONNECT, SMALL_LUCY, picture, still_frames, wait_until
 
 from decart_sync import (
     DecartClient,
@@ -31,6 +31,53 @@ def record_states(session: RealtimeClient) -> list[str]:
     session.on("connection_change", states.append)
     wait_until(lambda: states[-1:] == ["generating"], what="initial states delivered")
     return states
+
+
+def test_pushed_frames_reach_the_new_connection_after_a_drop(
+    client: DecartClient, emulator: Emulator
+) -> None:
+    """A PushSource outlives its connection: the new track wakes on the same send() calls."""
+    session = client.realtime.connect(
+        SMALL_LUCY, reconnect=ReconnectPolicy(**FAST_RECONNECT), timeout=30
+    )
+    stop = threading.Event()
+    frame = picture()
+
+    def pusher() -> None:
+        while not stop.is_set():
+            session.send(frame)
+            stop.wait(1 / 30)
+
+    thread = threading.Thread(target=pusher, name="test-pusher")
+    thread.start()
+    try:
+        session.wait_for_state("generating", timeout=10)
+        frames = session.frames()
+        before = frames.get(timeout=10)
+        old_id = session.session_id
+        emulator.drop_websocket()
+        wait_until(
+            lambda: (
+                session.session_id not in (None, old_id)
+                and session.get_connection_state() == "generating"
+            ),
+            15,
+            "a new connection generating",
+        )
+        # The new connection's session in the emulator receives the pushed frames.
+        wait_until(
+            lambda: any(
+                s.session_id == session.session_id and s.frames_in > 10 for s in emulator.sessions()
+            ),
+            10,
+            "pushed frames on the new connection",
+        )
+        after = frames.get(timeout=10, fresh=True)  # the same iterator yields again
+        assert after.shape == before.shape
+    finally:
+        stop.set()
+        thread.join(5)
+        session.disconnect()
 
 
 @pytest.mark.parametrize(
