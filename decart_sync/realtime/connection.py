@@ -101,32 +101,29 @@ def _ack_timeout(requested: float | None, protocol_default: float) -> float:
     return protocol_default if requested is None else requested
 
 
+@attrs.frozen
+class ConnectionPlan:
+    """What each connection of one session is opened with; a reconnect opens the same plan."""
+
+    role: Role
+    url: str
+    model: ModelDefinition | None = None
+    source: VideoSource | None = None  # a producer's input
+    ice_servers: Any = None
+    media_executor: concurrent.futures.Executor | None = None
+    video_codec: str | None = None
+
+
 class Connection:
     """A producer's or a viewer's single connection attempt and, if it opens, its life."""
 
-    def __init__(
-        self,
-        *,
-        role: Role,
-        url: str,
-        listener: ConnectionListener,
-        model: ModelDefinition | None = None,
-        source: VideoSource | None = None,
-        ice_servers: Any = None,
-        media_executor: concurrent.futures.Executor | None = None,
-        video_codec: str | None = None,
-    ) -> None:
-        self.role = role
-        self._video_codec = video_codec
-        self._url = url
+    def __init__(self, plan: ConnectionPlan, listener: ConnectionListener) -> None:
+        self.role = plan.role
+        self._plan = plan
         self._listener = listener
-        self._model = model
-        self._source = source
-        self._media_executor = media_executor
-        host = urlsplit(url).hostname or ""
+        host = urlsplit(plan.url).hostname or ""
         self._loopback = _ice.is_loopback_host(host)
         self._gather_on = [_ice.loopback_address_for(host)] if self._loopback else None
-        self._ice_servers = ice_servers
         self._signaling: SignalingChannel | None = None
         self._pc: RTCPeerConnection | None = None
         self._local_track: MediaStreamTrack | None = None
@@ -153,7 +150,7 @@ class Connection:
         self._opening = loop.create_future()
         try:
             self._signaling = await SignalingChannel.open(
-                self._url,
+                self._plan.url,
                 timeout=30.0,
                 on_message=self._on_message,
                 on_closed=self._on_signaling_closed,
@@ -177,19 +174,21 @@ class Connection:
             raise
 
     def _create_peer_connection(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(_ice.rtc_configuration(self._ice_servers, loopback=self._loopback))
+        configuration = _ice.rtc_configuration(self._plan.ice_servers, loopback=self._loopback)
+        pc = RTCPeerConnection(configuration)
         if self.role == "producer":
-            assert self._source is not None and self._model is not None
-            self._local_track = self._source.open_track(
-                width=self._model.width,
-                height=self._model.height,
-                fps=self._model.fps,
-                executor=self._media_executor,
+            source, model = self._plan.source, self._plan.model
+            assert source is not None and model is not None
+            self._local_track = source.open_track(
+                width=model.width,
+                height=model.height,
+                fps=model.fps,
+                executor=self._plan.media_executor,
                 on_error=self._listener.on_source_error,
             )
             pc.addTrack(self._local_track)
-            if self._video_codec is not None:
-                _prefer_codec(pc, self._video_codec)
+            if self._plan.video_codec is not None:
+                _prefer_codec(pc, self._plan.video_codec)
         else:
             pc.addTransceiver("video", direction="recvonly")
             pc.addTransceiver("audio", direction="recvonly")

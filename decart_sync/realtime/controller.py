@@ -9,7 +9,6 @@ unexpected drop reconnects in the background with the acknowledged state restore
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -22,14 +21,12 @@ from decart_sync.errors import (
     SessionClosedError,
     WebRTCError,
 )
-from decart_sync.realtime.connection import AckedState, Connection, Role
+from decart_sync.realtime.connection import AckedState, Connection, ConnectionPlan
 from decart_sync.realtime.events import EventEmitter
 from decart_sync.realtime.retry import ReconnectPolicy, is_permanent
 from decart_sync.realtime.stats import RateMeter
 
 if TYPE_CHECKING:
-    from decart_sync.media.sources import VideoSource
-    from decart_sync.models import ModelDefinition
     from decart_sync.realtime.frames import FrameHub
 
 _log = get_logger(__name__)
@@ -49,33 +46,22 @@ class SessionController:
     def __init__(
         self,
         *,
-        role: Role,
-        url: str,
+        plan: ConnectionPlan,
         hub: FrameHub,
         emitter: EventEmitter,
         on_state: StateListener,
-        model: ModelDefinition | None = None,
-        source: VideoSource | None = None,
-        ice_servers: Any = None,
         policy: ReconnectPolicy | None = None,
         connect_timeout: float = 30.0,
-        media_executor: concurrent.futures.Executor | None = None,
         on_remote_stream: Callable[[Any], None] | None = None,
         remote_stream_handle: Any = None,
-        video_codec: str | None = None,
     ) -> None:
-        self.role = role
-        self._video_codec = video_codec
-        self._url = url
+        self.role = plan.role
+        self._plan = plan
         self._hub = hub
         self._emitter = emitter
         self._on_state = on_state
-        self._model = model
-        self._source = source
-        self._ice_servers = ice_servers
         self._policy = policy or ReconnectPolicy()
         self._connect_timeout = connect_timeout
-        self._media_executor = media_executor
         self._on_remote_stream = on_remote_stream
         self._remote_stream_handle = remote_stream_handle
         self.state = "disconnected"
@@ -123,16 +109,7 @@ class SessionController:
         self.acked = initial
 
     async def _open_bounded(self, initial: AckedState) -> None:
-        connection = Connection(
-            role=self.role,
-            url=self._url,
-            listener=self,
-            model=self._model,
-            source=self._source,
-            ice_servers=self._ice_servers,
-            media_executor=self._media_executor,
-            video_codec=self._video_codec,
-        )
+        connection = Connection(self._plan, listener=self)
         self._connection = connection
         try:
             await asyncio.wait_for(connection.open(initial), self._connect_timeout)

@@ -31,7 +31,7 @@ from decart_sync.errors import (
     SessionClosedError,
 )
 from decart_sync.models import ModelDefinition
-from decart_sync.realtime.connection import AckedState
+from decart_sync.realtime.connection import AckedState, ConnectionPlan
 from decart_sync.realtime.controller import SessionController
 from decart_sync.realtime.events import EventEmitter
 from decart_sync.realtime.frames import FrameConsumer, FrameFormat, FrameHub, FrameInfo, FramePolicy
@@ -331,21 +331,24 @@ class RealtimeClient(_Session):
         self._source = source
         self._owned_source = source if owned_source else None
         self._model = options.model
-        self._controller = SessionController(
+        plan = ConnectionPlan(
             role="producer",
             url=url,
-            hub=self._hub,
-            emitter=self._emitter,
-            on_state=self._on_state,
             model=options.model,
             source=source,
             ice_servers=options.ice_servers,
+            media_executor=loop_thread.media_executor,
+            video_codec=options.video_codec,
+        )
+        self._controller = SessionController(
+            plan=plan,
+            hub=self._hub,
+            emitter=self._emitter,
+            on_state=self._on_state,
             policy=options.reconnect,
             connect_timeout=connect_timeout,
-            media_executor=loop_thread.media_executor,
             on_remote_stream=options.on_remote_stream,
             remote_stream_handle=self,
-            video_codec=options.video_codec,
         )
 
     @classmethod
@@ -559,16 +562,19 @@ class SubscribeClient(_Session):
         label: str,
     ) -> None:
         super().__init__(loop_thread, label)
-        self._controller = SessionController(
+        plan = ConnectionPlan(
             role="viewer",
             url=url,
+            ice_servers=options.ice_servers,
+            media_executor=loop_thread.media_executor,
+        )
+        self._controller = SessionController(
+            plan=plan,
             hub=self._hub,
             emitter=self._emitter,
             on_state=self._on_state,
-            ice_servers=options.ice_servers,
             policy=ReconnectPolicy(),
             connect_timeout=connect_timeout,
-            media_executor=loop_thread.media_executor,
             on_remote_stream=options.on_remote_stream,
             remote_stream_handle=self,
         )
