@@ -171,6 +171,11 @@ class Emulator:
                 _log.exception("emulator loop failed")
 
     async def _serve(self, started: concurrent.futures.Future[None]) -> None:
+        # aiortc encodes in the loop's default executor: give its threads the emulator's name
+        # (asyncio.run shuts it down with the loop).
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(thread_name_prefix=f"{THREAD_NAME}-codec")
+        )
         server = EmulatorServer(
             host=self.host,
             port=self.port,
