@@ -1,4 +1,5 @@
-"""pytest plugin (entry point ``pytest11``): the ``decart_emulator`` fixture.
+"""pytest plugin (entry point ``pytest11``): the ``decart_emulator`` fixture, and
+:func:`wait_until` for tests that must wait for something a session does on its own threads.
 
 Test your own app against a local emulator, with no API key and no credits::
 
@@ -16,7 +17,8 @@ emulator's dependencies (aiohttp, aiortc), so the emulator is imported only insi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -42,3 +44,17 @@ def decart_emulator() -> Iterator[Emulator]:
         yield emulator
     finally:
         emulator.stop()
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, what: str = "", poll: float = 0.005
+) -> None:
+    """Return once ``predicate()`` is true; raise AssertionError naming ``what`` after
+    ``timeout`` seconds. A session works on its own threads: a test waits for the state it
+    expects, with a deadline, rather than sleeping for a time that is too short when the machine
+    is busy and wasted when it is not."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(poll)

@@ -9,26 +9,18 @@ import pathlib
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import av
 import numpy as np
+
+from decart_sync.testing import wait_until as wait_until  # re-exported for the tests here
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 # One part of an MJPEG stream, as decart_sync.media.mjpeg writes it.
 MJPEG_HEAD = re.compile(rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n")
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Poll a condition until a deadline (the only way these tests wait)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 def example_env(**extra: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import pathlib
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -62,14 +61,6 @@ async def take_all(track: MediaStreamTrack, limit: int = 1000) -> list[av.VideoF
         except MediaStreamError:
             return frames
     raise AssertionError(f"the track did not end within {limit} frames")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.005)
 
 
 async def wait_in_loop(condition: Callable[[], bool], timeout: float = 5.0) -> None:

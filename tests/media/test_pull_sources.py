@@ -19,12 +19,12 @@ from _media_helpers import (
     take,
     take_all,
     wait_in_loop,
-    wait_until,
 )
 from aiortc.mediastreams import MediaStreamError
 
 from decart_sync.errors import DecartSDKError, InvalidInputError
 from decart_sync.media import CaptureSource, IterableSource, as_source
+from decart_sync.testing import wait_until
 
 FPS = 200  # fast slots keep these tests short; pacing itself is tested elsewhere
 
@@ -347,5 +347,5 @@ def test_close_never_releases_under_a_read_in_progress(
             await pending
 
     run(receive(), timeout=5)
-    wait_until(lambda: capture.released)
+    wait_until(lambda: capture.released, 5.0, "the capture to be released")
     assert not capture.released_during_read

@@ -32,6 +32,7 @@ from decart_sync.errors import (
 )
 from decart_sync.realtime import frames as frames_module
 from decart_sync.realtime.frames import FrameConsumer, FrameHub, FrameInfo
+from decart_sync.testing import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -57,14 +58,6 @@ def make_frame(seed: int = 0, pts: int | None = None) -> av.VideoFrame:
         frame.pts = pts
         frame.time_base = Fraction(1, 90_000)
     return frame
-
-
-def wait_until(predicate: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.001)
 
 
 def live_shared_frames() -> int:
@@ -242,7 +235,7 @@ def test_fresh_skips_frames_published_before_the_call() -> None:
 
     hub.publish(make_frame(1))
     reader = InThread(lambda: consumer.get_info(timeout=DEADLINE, fresh=True))
-    wait_until(lambda: blocked(consumer), "the reader waits for a fresh frame")
+    wait_until(lambda: blocked(consumer), DEADLINE, "the reader waits for a fresh frame")
     hub.publish(make_frame(2))
     info = reader.join().result
 
@@ -265,7 +258,9 @@ def test_a_never_reading_consumer_holds_one_frame_while_a_fast_one_gets_all() ->
     for seed in range(total):
         hub.publish(make_frame(seed % 4))
         # Lockstep, so "fast" means fast: the next frame comes once this one was taken.
-        wait_until(lambda: fast.delivered == len(got) == hub.published, "the fast reader took it")
+        wait_until(
+            lambda: fast.delivered == len(got) == hub.published, DEADLINE, "the fast reader took it"
+        )
     hub.close()
     reader.join()
 
@@ -357,7 +352,7 @@ def test_a_second_thread_reading_the_same_consumer_gets_a_clear_error() -> None:
     hub = FrameHub()
     consumer = hub.consumer()
     first = InThread(lambda: consumer.get_info(timeout=DEADLINE))
-    wait_until(lambda: blocked(consumer), "the first reader waits")
+    wait_until(lambda: blocked(consumer), DEADLINE, "the first reader waits")
 
     with pytest.raises(InvalidInputError, match="another thread"):
         consumer.get(timeout=0)
@@ -433,7 +428,7 @@ def test_closing_the_hub_wakes_a_reader_blocked_in_another_thread(
     hub = FrameHub()
     consumer = hub.consumer()
     reader = InThread(lambda: list(consumer))
-    wait_until(lambda: blocked(consumer), "the reader waits")
+    wait_until(lambda: blocked(consumer), DEADLINE, "the reader waits")
 
     hub.close(error)
     reader.join()
@@ -471,7 +466,7 @@ def test_closing_a_consumer_unsubscribes_it_and_wakes_its_reader() -> None:
     consumer = hub.consumer()
     assert hub.active_consumers == 2
     reader = InThread(lambda: list(consumer.infos()))
-    wait_until(lambda: blocked(consumer), "the reader waits")
+    wait_until(lambda: blocked(consumer), DEADLINE, "the reader waits")
 
     consumer.close()
     consumer.close()  # idempotent
@@ -524,7 +519,7 @@ def test_iterators_survive_a_reconnect() -> None:
     consumer = hub.consumer(policy="fifo")
     reader = InThread(lambda: [info.seq for info in consumer.infos()])
     hub.publish(make_frame(0))
-    wait_until(lambda: consumer.delivered == 1, "the first frame is read")
+    wait_until(lambda: consumer.delivered == 1, DEADLINE, "the first frame is read")
     # ... the connection drops and comes back; frames resume from the new connection ...
     hub.publish(make_frame(1, pts=0))
     hub.close()

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from decart_sync import ModelDefinition
+from decart_sync.testing import wait_until as wait_until  # re-exported for the tests here
 
 # Tests send small frames: the client encodes what it sends, so a small input keeps the suite
 # fast on two cores. The emulator still answers at the real model's size and rate.
 SMALL_LUCY = ModelDefinition("lucy-2.1", "/v1/stream", 30, 320, 176)
 FAST_RECONNECT = {"attempts": 5, "min_delay": 0.05, "max_delay": 0.2}
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Poll a condition with a deadline (the only way tests here wait)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.01)
 
 
 def picture(width: int = 320, height: int = 176) -> np.ndarray:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import av
@@ -14,17 +12,9 @@ import numpy as np
 
 from decart_sync.media import render_test_pattern
 from decart_sync.realtime.frames import FrameConsumer, FrameHub
+from decart_sync.testing import wait_until as wait_until  # re-exported for the tests here
 
 WIDTH, HEIGHT = 320, 176
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """Poll a condition with a deadline (the only way these tests wait)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.005)
 
 
 def pattern_frame(n: int, width: int = WIDTH, height: int = HEIGHT) -> av.VideoFrame:
