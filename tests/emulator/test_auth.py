@@ -13,6 +13,7 @@ from rawclient import MediaLoop, RawClient, http
 
 from decart_sync._protocol import CAPACITY_ERROR, TOKENS_PATH, is_permanent_error
 from decart_sync.emulator import DEFAULT_API_KEY, Emulator
+from decart_sync.testing import wait_until
 
 Connect = Callable[..., RawClient]
 
@@ -168,10 +169,9 @@ def test_an_expired_token_is_refused_at_connect(emulator: Emulator, connect: Con
     reply = _create_token(emulator, {"expiresIn": 1})
     expires = datetime.datetime.fromisoformat(reply["expiresAt"].replace("Z", "+00:00"))
     assert connect(api_key=reply["apiKey"]).set_prompt("in time")["success"]
-    deadline = time.monotonic() + 10
-    while datetime.datetime.now(datetime.timezone.utc) <= expires:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)  # waiting for the wall clock itself: nothing else to wait on
+    wait_until(
+        lambda: datetime.datetime.now(datetime.timezone.utc) > expires, 10, "the token to expire"
+    )
     text, code = _rejected(connect(api_key=reply["apiKey"]))
     assert text == "Unauthorized: client token expired"
     assert is_permanent_error(text) and code == 1008
