@@ -372,16 +372,25 @@ class _Fields:
         )
 
 
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` whose every failure is a :class:`ProtocolViolation`.
+
+    A peer controls the text, and nesting it a thousand levels deep makes the parser raise
+    ``RecursionError``, which is no ``ValueError``: uncaught, it would kill whatever thread read it.
+    """
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ProtocolViolation("invalid message: not valid JSON") from None
+
+
 def _decode(text: str | bytes) -> dict[str, Any]:
     if isinstance(text, bytes):
         try:
             text = text.decode()
         except UnicodeDecodeError:
             raise ProtocolViolation("invalid message: not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ProtocolViolation("invalid message: not valid JSON") from None
+    data = parse_json(text)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolViolation("invalid message: expected a JSON object with a string 'type'")
     return data

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import requests
 
-from decart_sync._protocol import TOKENS_PATH
+from decart_sync._protocol import TOKENS_PATH, ProtocolViolation, parse_json
 from decart_sync._redact import get_logger, mask, redact, register_secret
 from decart_sync.errors import InvalidInputError, TokenCreateError
 
@@ -131,14 +131,14 @@ class TokensClient:
                 body=text,
             )
         try:
-            data = response.json()
+            data = parse_json(response.content)
             token = CreateTokenResponse(
                 api_key=str(data["apiKey"]),
                 expires_at=str(data["expiresAt"]),
                 permissions=data.get("permissions"),
                 constraints=data.get("constraints"),
             )
-        except (ValueError, KeyError, TypeError):
+        except (ProtocolViolation, KeyError, TypeError):
             raise TokenCreateError(
                 "failed to create client token: the response is not the expected JSON "
                 "(apiKey, expiresAt)",

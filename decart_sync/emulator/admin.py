@@ -22,14 +22,18 @@ with 400 (bad body), 401 (no admin token) or 404 (unknown session).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 from aiohttp import web
 
-from decart_sync._protocol import CAPACITY_ERROR, INSUFFICIENT_CREDITS
+from decart_sync._protocol import (
+    CAPACITY_ERROR,
+    INSUFFICIENT_CREDITS,
+    ProtocolViolation,
+    parse_json,
+)
 from decart_sync.emulator.faults import UnknownSession
 
 if TYPE_CHECKING:
@@ -126,8 +130,8 @@ def _route(server: EmulatorServer, action: _Handler) -> Callable[[web.Request], 
     async def handle(request: web.Request) -> web.Response:
         raw = await request.read()
         try:
-            body = json.loads(raw) if raw.strip() else {}
-        except ValueError:
+            body = parse_json(raw) if raw.strip() else {}
+        except ProtocolViolation:
             return web.json_response({"error": "body is not valid JSON"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"error": "body must be a JSON object"}, status=400)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hmac
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -26,7 +25,7 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
 
-from decart_sync._protocol import CAPACITY_ERROR, TOKENS_PATH
+from decart_sync._protocol import CAPACITY_ERROR, TOKENS_PATH, ProtocolViolation, parse_json
 from decart_sync._redact import get_logger
 from decart_sync._version import __version__
 from decart_sync.emulator.admin import ADMIN_PREFIX, add_admin_routes
@@ -231,8 +230,8 @@ class EmulatorServer:
             return web.json_response({"error": INVALID_API_KEY}, status=401)
         raw = await request.read()
         try:
-            body: Any = json.loads(raw) if raw.strip() else {}
-        except ValueError:
+            body: Any = parse_json(raw) if raw.strip() else {}
+        except ProtocolViolation:
             return web.json_response({"error": "body is not valid JSON"}, status=400)
         try:
             token_request = parse_token_request(body)
