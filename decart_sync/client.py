@@ -12,6 +12,7 @@ import requests
 from decart_sync import _protocol
 from decart_sync._loop import LoopThread
 from decart_sync._redact import get_logger, register_secret
+from decart_sync._timeouts import limit_timeout
 from decart_sync.errors import InvalidAPIKeyError, InvalidInputError, SessionClosedError
 from decart_sync.tokens import TokensClient
 
@@ -55,8 +56,6 @@ class DecartClient:
             )
         if integration is not None and not isinstance(integration, str):
             raise InvalidInputError(f"integration must be a str, got {type(integration).__name__}")
-        if not timeout or timeout <= 0:
-            raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout}")
         register_secret(key)
         self._api_key = key.strip()
         self._base_url = _protocol.http_base(
@@ -68,7 +67,7 @@ class DecartClient:
             or _protocol.DEFAULT_REALTIME_BASE_URL
         )
         self.integration = integration
-        self.timeout = float(timeout)
+        self.timeout = limit_timeout(timeout, DEFAULT_TIMEOUT)
         self._http = requests.Session()
         self._closed = False
         self._lock = threading.Lock()

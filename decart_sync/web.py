@@ -27,6 +27,7 @@ from typing import Any
 
 import attrs
 
+from decart_sync._timeouts import limit_timeout
 from decart_sync.client import DecartClient
 from decart_sync.errors import InvalidInputError
 from decart_sync.media.mjpeg import MjpegBroadcaster
@@ -135,7 +136,7 @@ class SharedSession:
         self._prompt, self._image = prompt, image
         self._mjpeg_fps = mjpeg_fps
         self._reconnect = reconnect
-        self._connect_timeout = connect_timeout
+        self._connect_timeout = limit_timeout(connect_timeout, 30.0, "connect_timeout")
         self._by_pid: dict[int, _ProcessState] = {}
 
     def __repr__(self) -> str:

@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from decart_sync._redact import get_logger
+from decart_sync._timeouts import wait_timeout
 from decart_sync.errors import DecartTimeoutError, InvalidInputError, SessionClosedError
 from decart_sync.media.recorder import FrameSource
 from decart_sync.media.snapshot import DEFAULT_QUALITY, JpegEncoder, encode_jpeg
@@ -348,7 +349,7 @@ class MjpegBroadcaster:
                 return None
             if self._thread is not None and self._jpeg is not None:
                 return self._jpeg
-        frame = self._newest_frame(timeout)
+        frame = self._newest_frame(wait_timeout(timeout))
         if frame is None:
             return None
         with self._changed:

@@ -34,6 +34,7 @@ import av.container
 from av.video.reformatter import VideoReformatter
 
 from decart_sync._redact import get_logger
+from decart_sync._timeouts import wait_timeout
 from decart_sync.errors import DecartTimeoutError, InvalidInputError, SessionClosedError
 from decart_sync.media.snapshot import as_video_frame
 from decart_sync.realtime.frames import FrameConsumer
@@ -386,6 +387,7 @@ class SessionRecorder:
     def wait(self, timeout: float | None = None) -> RecordingResult | None:
         """Wait for the recording to end by itself (``seconds`` reached, or the stream ended);
         returns the result, or None if it is still running after ``timeout``."""
+        timeout = wait_timeout(timeout)
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
@@ -394,6 +396,7 @@ class SessionRecorder:
     def stop(self, timeout: float | None = 30.0) -> RecordingResult:
         """Stop, write the frames already received, finish the file and return the result.
         Idempotent."""
+        timeout = wait_timeout(timeout)
         self._stop.set()
         with self._lock:
             thread = self._thread

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -22,7 +23,7 @@ from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from decart_sync import _ice, _protocol
-from decart_sync._protocol import OMITTED, _Omitted
+from decart_sync._protocol import _Omitted
 from decart_sync._receivers import tune_receivers
 from decart_sync._redact import get_logger
 from decart_sync.errors import (
@@ -30,6 +31,7 @@ from decart_sync.errors import (
     DecartTimeoutError,
     InsufficientCreditsError,
     SessionClosedError,
+    SignalingError,
     WebRTCError,
 )
 from decart_sync.realtime.signaling import SignalingChannel
@@ -72,6 +74,40 @@ class AckedState:
         )
 
 
+#: A message that changes the model state and is acknowledged.
+StateMessage = _protocol.PromptMessage | _protocol.SetImageMessage
+
+
+@attrs.define
+class _PendingAck:
+    """A state change on the wire, until the server acknowledges it or the connection ends."""
+
+    waiter: asyncio.Future[None]
+    message: StateMessage
+    on_applied: Callable[[], None] | None
+
+    def settle(self, success: bool, error: str | None) -> None:
+        if success and self.on_applied is not None:
+            self.on_applied()  # before the waiter wakes: the caller returns to the new state
+        if self.waiter.done():
+            return
+        if success:
+            self.waiter.set_result(None)
+        else:
+            self.waiter.set_exception(_protocol.error_from_server(error or "request failed"))
+
+
+def _report_unheard(waiter: asyncio.Future[None]) -> None:
+    """The outcome of a request whose caller stopped waiting: logged, since nobody hears it."""
+    if waiter.cancelled():
+        return
+    error = waiter.exception()
+    if error is None:
+        _log.info("a state change whose caller timed out was applied by the server after all")
+    elif not isinstance(error, SessionClosedError):
+        _log.warning("a state change whose caller timed out was refused later: %s", error)
+
+
 class ConnectionListener(Protocol):
     """What a connection reports, on the loop thread."""
 
@@ -97,8 +133,11 @@ def _prefer_codec(pc: RTCPeerConnection, codec: str) -> None:
             transceiver.setCodecPreferences(preferred)
 
 
-def _ack_timeout(requested: float | None, protocol_default: float) -> float:
-    return protocol_default if requested is None else requested
+def _ack_limit(message: StateMessage) -> float:
+    """How long the protocol waits for this message's acknowledgement (section 7)."""
+    if isinstance(message, _protocol.PromptMessage):
+        return _protocol.PROMPT_ACK_TIMEOUT
+    return _protocol.SET_IMAGE_ACK_TIMEOUT
 
 
 @attrs.frozen
@@ -134,8 +173,8 @@ class Connection:
         self._remote_candidates: list[_protocol.IceCandidate] = []
         self._remote_description_set = False
         # Acks: prompt acks are matched by prompt text; one set_image is outstanding at a time.
-        self._prompt_acks: dict[str, collections.deque[asyncio.Future[None]]] = {}
-        self._image_ack: asyncio.Future[None] | None = None
+        self._prompt_acks: dict[str, collections.deque[_PendingAck]] = {}
+        self._image_ack: _PendingAck | None = None
         self._open = False
         self._ended = False
         self._server_error: DecartSDKError | None = None
@@ -143,7 +182,7 @@ class Connection:
 
     # ------------------------------------------------------------------ opening
 
-    async def open(self, initial: AckedState | None, *, ack_timeout: float | None = None) -> None:
+    async def open(self, initial: AckedState | None) -> None:
         """Run the protocol until the peer connection is connected. The caller bounds the
         total time (cancelling this coroutine closes everything it opened)."""
         loop = asyncio.get_running_loop()
@@ -156,9 +195,16 @@ class Connection:
                 on_closed=self._on_signaling_closed,
             )
             if self.role == "producer":
-                await self._send_and_wait(
-                    (initial or AckedState()).initial_message(), timeout=ack_timeout
-                )
+                first = (initial or AckedState()).initial_message()
+                limit = _ack_limit(first)
+                try:
+                    await asyncio.wait_for(self.request(first), limit)
+                except asyncio.TimeoutError as exc:
+                    if isinstance(exc, DecartSDKError):
+                        raise
+                    raise DecartTimeoutError(
+                        f"the server did not acknowledge the initial state within {limit:g}s"
+                    ) from None
             self._pc = self._create_peer_connection()
             await self._negotiate()
             await self._race(self._opening)
@@ -214,8 +260,12 @@ class Connection:
         for candidate in _ice.sdp_candidates(offer_sdp):
             await self._signaling.send(_protocol.IceCandidateMessage(candidate))
         sdp = await self._race(self._answer)
-        with _ice.host_addresses(self._gather_on):
-            await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        try:
+            with _ice.host_addresses(self._gather_on):
+                await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            # aiortc reports an SDP it cannot use with whatever its parser tripped on.
+            raise SignalingError(f"the server's SDP answer is not usable: {exc}") from None
         self._remote_description_set = True
         for candidate in self._remote_candidates:
             await self._add_candidate(candidate)
@@ -261,13 +311,14 @@ class Connection:
         elif isinstance(message, _protocol.PromptAckMessage):
             waiters = self._prompt_acks.get(message.prompt)
             if waiters:
-                self._settle(waiters.popleft(), message.success, message.error)
+                pending = waiters.popleft()
                 if not waiters:
                     del self._prompt_acks[message.prompt]
+                pending.settle(message.success, message.error)
         elif isinstance(message, _protocol.SetImageAckMessage):
             if self._image_ack is not None:
-                self._settle(self._image_ack, message.success, message.error)
-                self._image_ack = None
+                pending, self._image_ack = self._image_ack, None
+                pending.settle(message.success, message.error)
         elif isinstance(message, _protocol.ErrorMessage):
             self._on_error_message(_protocol.error_from_server(message.error))
         elif isinstance(message, _protocol.GenerationStartedMessage):
@@ -278,15 +329,6 @@ class Connection:
             _log.info("generation ended after %ss: %s", message.seconds, message.reason)
             if _protocol.INSUFFICIENT_CREDITS in message.reason.lower():
                 self._on_error_message(InsufficientCreditsError(message.reason))
-
-    @staticmethod
-    def _settle(waiter: asyncio.Future[None], success: bool, error: str | None) -> None:
-        if waiter.done():
-            return
-        if success:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(_protocol.error_from_server(error or "request failed"))
 
     def _on_error_message(self, error: DecartSDKError) -> None:
         # Protocol: an error fails every pending wait at once; during connect it fails connect.
@@ -324,14 +366,14 @@ class Connection:
         self._listener.on_lost(self, error)
 
     def _fail_pending(self, error: BaseException) -> None:
-        for waiters in self._prompt_acks.values():
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
+        pending = [p for waiters in self._prompt_acks.values() for p in waiters]
+        if self._image_ack is not None:
+            pending.append(self._image_ack)
         self._prompt_acks.clear()
-        if self._image_ack is not None and not self._image_ack.done():
-            self._image_ack.set_exception(error)
         self._image_ack = None
+        for request in pending:
+            if not request.waiter.done():
+                request.waiter.set_exception(error)
 
     async def _drain(self, track: MediaStreamTrack) -> None:
         # Always read the remote track: aiortc queues decoded frames without bound otherwise.
@@ -351,59 +393,47 @@ class Connection:
 
     # ------------------------------------------------------------------ control
 
-    async def _send_and_wait(
-        self,
-        message: _protocol.PromptMessage | _protocol.SetImageMessage,
-        *,
-        timeout: float | None,
+    async def request(
+        self, message: StateMessage, on_applied: Callable[[], None] | None = None
     ) -> None:
+        """Send one state change and wait for its acknowledgement; raises what the server
+        answered. ``on_applied`` runs when the server acknowledges success.
+
+        The wait has no limit of its own: the caller bounds it. A caller that stops waiting
+        does not withdraw the request, since the server will still answer it: it stays
+        outstanding until its acknowledgement (``on_applied`` still runs then) or the end of
+        the connection. So an acknowledgement is never credited to a later request, and a
+        ``set_image`` is not sent while an earlier one is outstanding (the protocol matches
+        image acknowledgements by order alone)."""
+        if isinstance(message, _protocol.SetImageMessage):
+            while self._image_ack is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._image_ack.waiter)
         if self._signaling is None or self._ended:
             raise SessionClosedError("the connection is closed")
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = _PendingAck(asyncio.get_running_loop().create_future(), message, on_applied)
         if isinstance(message, _protocol.PromptMessage):
-            self._prompt_acks.setdefault(message.prompt, collections.deque()).append(waiter)
-            limit = _ack_timeout(timeout, _protocol.PROMPT_ACK_TIMEOUT)
-            what = "prompt_ack"
+            self._prompt_acks.setdefault(message.prompt, collections.deque()).append(pending)
         else:
-            if self._image_ack is not None and not self._image_ack.done():
-                raise WebRTCError("a set_image is already waiting for its acknowledgement")
-            self._image_ack = waiter
-            limit = _ack_timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
-            what = "set_image_ack"
+            self._image_ack = pending
         try:
             await self._signaling.send(message)
-            await asyncio.wait_for(asyncio.shield(waiter), limit)
-        except asyncio.TimeoutError as exc:
-            self._forget(waiter)
-            if isinstance(exc, DecartSDKError):
-                raise
-            raise DecartTimeoutError(f"no {what} from the server within {limit:g}s") from None
         except BaseException:
-            self._forget(waiter)
+            self._withdraw(pending)  # never sent: nothing will answer it
+            raise
+        try:
+            await asyncio.shield(pending.waiter)
+        except asyncio.CancelledError:
+            pending.waiter.add_done_callback(_report_unheard)
             raise
 
-    def _forget(self, waiter: asyncio.Future[None]) -> None:
-        if self._image_ack is waiter:
+    def _withdraw(self, pending: _PendingAck) -> None:
+        if self._image_ack is pending:
             self._image_ack = None
         for waiters in self._prompt_acks.values():
-            if waiter in waiters:
-                waiters.remove(waiter)
-        if waiter.done() and not waiter.cancelled():
-            waiter.exception()  # already reported through the exception being raised
-        waiter.cancel()
-
-    async def send_prompt(self, prompt: str, enhance: bool, timeout: float | None) -> None:
-        await self._send_and_wait(_protocol.PromptMessage(prompt, enhance), timeout=timeout)
-
-    async def send_set_image(
-        self,
-        image_b64: str | None,
-        prompt: str | _Omitted | None = OMITTED,
-        enhance: bool | _Omitted = OMITTED,
-        timeout: float | None = None,
-    ) -> None:
-        message = _protocol.SetImageMessage(image_b64, prompt, enhance)
-        await self._send_and_wait(message, timeout=timeout)
+            if pending in waiters:
+                waiters.remove(pending)
+        pending.waiter.cancel()
 
     async def round_trip_time(self) -> float | None:
         """Seconds, from the peer connection's RTCP reports; None until one arrives."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from decart_sync import _protocol
@@ -21,7 +21,7 @@ from decart_sync.errors import (
     SessionClosedError,
     WebRTCError,
 )
-from decart_sync.realtime.connection import AckedState, Connection, ConnectionPlan
+from decart_sync.realtime.connection import AckedState, Connection, ConnectionPlan, StateMessage
 from decart_sync.realtime.events import EventEmitter
 from decart_sync.realtime.retry import ReconnectPolicy, is_permanent
 from decart_sync.realtime.stats import RateMeter
@@ -113,13 +113,16 @@ class SessionController:
         self._connection = connection
         try:
             await asyncio.wait_for(connection.open(initial), self._connect_timeout)
-        except asyncio.TimeoutError as exc:
-            if isinstance(exc, DecartSDKError):
-                raise
+        except DecartSDKError:
+            raise
+        except asyncio.TimeoutError:
             raise DecartTimeoutError(
                 f"could not connect within {self._connect_timeout:g}s; pass a larger timeout= "
                 "or check that the server is reachable"
             ) from None
+        except Exception as exc:
+            # Whatever a library raised while connecting reaches the user as the SDK's own.
+            raise as_sdk_error(exc) from exc
         assert self._ready is not None
         self._ready.set()
 
@@ -221,23 +224,28 @@ class SessionController:
 
     async def control(
         self,
-        operation: Callable[[Connection], Awaitable[None]],
+        message: StateMessage,
         update: Callable[[AckedState], AckedState],
         *,
         limit: float,
         what: str,
     ) -> None:
-        """Run one control exchange on the live connection, one at a time per session.
+        """Send one state change on the live connection and wait for its acknowledgement, one
+        change at a time per session. ``limit`` bounds it all: the wait for the calls before
+        it, for a reconnect, and for the acknowledgement.
 
-        Waiting for the lock and for a reconnect counts toward ``limit``."""
+        ``self.acked`` follows what the server acknowledges, when it does: a change whose
+        caller timed out but that the server applied later counts too."""
         lock = self._control_lock
         assert lock is not None
+
+        def applied() -> None:
+            self.acked = update(self.acked)
 
         async def exchange() -> None:
             async with lock:
                 connection = await self._wait_ready()
-                await operation(connection)
-                self.acked = update(self.acked)
+                await connection.request(message, applied)
 
         try:
             await asyncio.wait_for(exchange(), limit)

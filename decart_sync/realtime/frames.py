@@ -41,7 +41,6 @@ frames interleaved between the two. Give each thread its own consumer.
 from __future__ import annotations
 
 import enum
-import math
 import threading
 import time
 from collections import deque
@@ -54,6 +53,7 @@ import numpy as np
 from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 
+from decart_sync._timeouts import wait_timeout
 from decart_sync.errors import DecartTimeoutError, InvalidInputError, SessionClosedError
 
 __all__ = ["FrameConsumer", "FrameFormat", "FrameHub", "FrameInfo", "FramePolicy"]
@@ -182,21 +182,6 @@ def _check_format(format: object) -> FrameFormat:
     if format not in _FORMATS:
         raise InvalidInputError(f"format must be 'bgr', 'rgb' or 'av', not {format!r}")
     return format
-
-
-def _check_timeout(timeout: float | None) -> float | None:
-    if timeout is None:
-        return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or math.isnan(timeout)
-        or timeout < 0
-    ):
-        raise InvalidInputError(
-            f"timeout must be None (wait as long as it takes) or seconds >= 0, not {timeout!r}"
-        )
-    return float(timeout)
 
 
 class FrameHub:
@@ -465,7 +450,7 @@ class FrameConsumer:
         return _Exclusive(self)
 
     def _wait(self, timeout: float | None, fresh: bool) -> _SharedFrame | _End:
-        timeout = _check_timeout(timeout)
+        timeout = wait_timeout(timeout)
         hub, inbox = self._hub, self._inbox
         if hub._blocking_guard is not None and timeout != 0:
             hub._blocking_guard()

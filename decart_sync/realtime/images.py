@@ -28,9 +28,10 @@ def _from_array(array: Any) -> bytes:
     import av
     import numpy as np
 
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
         raise InvalidInputError(
-            f"image array must be HxWx3 uint8 BGR, got shape {array.shape} dtype {array.dtype}"
+            "image array must be HxWx3 uint8 BGR with at least one pixel, "
+            f"got shape {array.shape} dtype {array.dtype}"
         )
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="bgr24")
     codec = av.CodecContext.create("png", "w")

@@ -14,6 +14,7 @@ import attrs
 from decart_sync import _protocol
 from decart_sync.errors import (
     DecartSDKError,
+    InsufficientCreditsError,
     InvalidAPIKeyError,
     InvalidInputError,
     ModelNotFoundError,
@@ -46,8 +47,12 @@ class ReconnectPolicy:
 
 
 def is_permanent(error: BaseException) -> bool:
-    """Whether retrying cannot help: auth and permission failures, unknown models."""
-    if isinstance(error, (InvalidAPIKeyError, ModelNotFoundError, InvalidInputError)):
+    """Whether retrying cannot help: auth and permission failures, unknown models, and an account
+    out of credits (a new connection would be refused for the same reason)."""
+    if isinstance(
+        error,
+        (InvalidAPIKeyError, ModelNotFoundError, InvalidInputError, InsufficientCreditsError),
+    ):
         return True
     if isinstance(error, DecartSDKError):
         return _protocol.is_permanent_error(error.message)

@@ -22,6 +22,7 @@ from decart_sync import _protocol
 from decart_sync._loop import LoopThread, default_loop
 from decart_sync._protocol import OMITTED
 from decart_sync._redact import get_logger, register_secret
+from decart_sync._timeouts import limit_timeout, wait_timeout
 from decart_sync.errors import (
     DecartSDKError,
     DecartTimeoutError,
@@ -31,7 +32,7 @@ from decart_sync.errors import (
     SessionClosedError,
 )
 from decart_sync.models import ModelDefinition
-from decart_sync.realtime.connection import AckedState, ConnectionPlan
+from decart_sync.realtime.connection import AckedState, ConnectionPlan, StateMessage
 from decart_sync.realtime.controller import SessionController
 from decart_sync.realtime.events import EventEmitter
 from decart_sync.realtime.frames import FrameConsumer, FrameFormat, FrameHub, FrameInfo, FramePolicy
@@ -73,14 +74,6 @@ def _realtime_base(base_url: str) -> str:
     if urlsplit(base).hostname == urlsplit(_protocol.DEFAULT_BASE_URL).hostname:
         return _protocol.DEFAULT_REALTIME_BASE_URL
     return base
-
-
-def _timeout(value: float | None, default: float) -> float:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise InvalidInputError(f"timeout must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 class _Session:
@@ -162,6 +155,7 @@ class _Session:
         :class:`SessionClosedError` at once rather than waiting out the timeout."""
         if state not in ("connecting", "connected", "generating", "reconnecting", "disconnected"):
             raise InvalidInputError(f"unknown state {state!r}")
+        timeout = wait_timeout(timeout)
         self._refuse_loop_thread()
         with self._state_changed:
             ok = self._state_changed.wait_for(
@@ -246,6 +240,7 @@ class _Session:
 
     def stats(self, timeout: float = 2.0) -> SessionStats:
         """Frames sent/received/dropped, fps in and out, and the peer connection's RTT."""
+        timeout = limit_timeout(timeout, 2.0)
         rtt: float | None = None
         if not self._closed and self._loop_thread.running:
             try:
@@ -414,7 +409,7 @@ class RealtimeClient(_Session):
 
     def _control(
         self,
-        operation: Callable[[Any], Any],
+        message: StateMessage,
         update: Callable[[AckedState], AckedState],
         limit: float,
         what: str,
@@ -422,7 +417,7 @@ class RealtimeClient(_Session):
     ) -> concurrent.futures.Future[None] | None:
         if self._closed:
             raise SessionClosedError(f"cannot {what}: the session is disconnected")
-        coro = self._controller.control(operation, update, limit=limit, what=what)
+        coro = self._controller.control(message, update, limit=limit, what=what)
         if not wait:
             return self._loop_thread.submit(coro)
         self._loop_thread.run(coro, limit + _MARGIN)
@@ -446,11 +441,11 @@ class RealtimeClient(_Session):
             raise InvalidInputError(
                 f"set() takes a SetInput(prompt=..., image=...), got {type(input).__name__}"
             )
-        limit = _timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
+        limit = limit_timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
         image = None if input.image is None else image_base64(input.image)
         prompt, enhance = input.prompt, input.enhance
         return self._control(
-            lambda c: c.send_set_image(image, prompt, enhance, limit),
+            _protocol.SetImageMessage(image, prompt, enhance),
             lambda s: s.after_set_image(image, prompt, enhance),
             limit,
             "set",
@@ -476,9 +471,9 @@ class RealtimeClient(_Session):
     ) -> concurrent.futures.Future[None] | None:
         """Change the style prompt (the reference image stays). Blocks until acknowledged."""
         text = Prompt(prompt, enhance).text
-        limit = _timeout(timeout, _protocol.PROMPT_ACK_TIMEOUT)
+        limit = limit_timeout(timeout, _protocol.PROMPT_ACK_TIMEOUT)
         return self._control(
-            lambda c: c.send_prompt(text, enhance, limit),
+            _protocol.PromptMessage(text, enhance),
             lambda s: s.after_prompt(text, enhance),
             limit,
             "set_prompt",
@@ -520,9 +515,9 @@ class RealtimeClient(_Session):
         data = None if image is None else image_base64(SetInput(image=image).image)
         text = OMITTED if prompt is None else Prompt(prompt, enhance).text
         sent_enhance = OMITTED if prompt is None else enhance
-        limit = _timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
+        limit = limit_timeout(timeout, _protocol.SET_IMAGE_ACK_TIMEOUT)
         return self._control(
-            lambda c: c.send_set_image(data, text, sent_enhance, limit),
+            _protocol.SetImageMessage(data, text, sent_enhance),
             lambda s: s.after_set_image(data, text, sent_enhance),
             limit,
             "set_image",
@@ -601,7 +596,7 @@ def _connect_producer(
         raise InvalidInputError(
             "options must be RealtimeConnectOptions(model=models.realtime(...), ...)"
         )
-    limit = _timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
+    limit = limit_timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
     resolved = as_source(source)
     state = options.initial_state or ModelState()
     initial = AckedState(
@@ -647,7 +642,7 @@ def _connect_viewer(
     if not isinstance(options, SubscribeOptions):
         raise InvalidInputError("options must be SubscribeOptions(token=...)")
     token = _protocol.SubscribeToken.decode(options.token)
-    limit = _timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
+    limit = limit_timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
     url = _protocol.subscribe_url(realtime_base, token, api_key=api_key, agent=agent)
     loop_thread.acquire()
     try:

@@ -21,6 +21,7 @@ from decart_sync.errors import (
     DecartSDKError,
     DecartTimeoutError,
     InvalidAPIKeyError,
+    SignalingError,
     WebRTCError,
 )
 from decart_sync.realtime.signaling_reader import shared_reader
@@ -108,8 +109,14 @@ class SignalingChannel:
         try:
             message = _protocol.parse_server_message(text)
         except _protocol.ProtocolViolation as exc:
-            _log.warning("ignoring malformed server message: %s", exc)
-            return True
+            # What could not be read may be the answer or the ack something waits for, so the
+            # connection can no longer be trusted: it ends as lost, and the session reconnects.
+            _log.warning("the server sent a malformed message: %s", exc)
+            self._ended.set()
+            self._post(
+                self._report_closed, SignalingError(f"the server sent a malformed message: {exc}")
+            )
+            return False
         return message is None or self._post(self._on_message, message)
 
     def _on_end(self, failure: BaseException | None) -> None:

@@ -100,6 +100,21 @@ class SignalingReader:
                 wake.send(b"\0")
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:
+            # Only a bug gets here. Every session this thread read for would otherwise wait on a
+            # reader that is gone: each is told its connection ended (so it reconnects), and
+            # the next add() starts a new thread.
+            _log.exception("the signaling reader failed; its connections are reported lost")
+            with self._lock:
+                orphans = list(self._registrations.values())
+                self._registrations.clear()
+                self._shutdown_locked()
+            for registration in orphans:
+                _report_end(registration, exc)
+
+    def _serve(self) -> None:
         selector = self._selector
         assert selector is not None
         while True:
@@ -137,7 +152,7 @@ class SignalingReader:
                 # this thread waiting for a data frame that may not come.
                 opcode, frame = ws.recv_data_frame(True)
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    registration.on_end(None)
+                    _report_end(registration, None)
                     return False
                 if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
                     data = frame.data
@@ -148,9 +163,18 @@ class SignalingReader:
                 sock = ws.sock
                 if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
                     return True
-        except (websocket.WebSocketException, OSError, ValueError) as exc:
-            registration.on_end(exc)
+        except Exception as exc:
+            # Whatever one connection's bytes or handlers raise ends that connection alone;
+            # the thread goes on reading the others.
+            _report_end(registration, exc)
             return False
+
+
+def _report_end(registration: _Registration, failure: BaseException | None) -> None:
+    try:
+        registration.on_end(failure)
+    except Exception:
+        _log.exception("a signaling end handler failed")
 
 
 _reader = SignalingReader()

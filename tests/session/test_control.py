@@ -13,7 +13,7 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from _session_helpers import SMALL_LUCY, still_frames, wait_until
+from _session_helpers import FAST_RECONNECT, SMALL_LUCY, still_frames, wait_until
 
 from decart_sync import (
     DecartClient,
@@ -23,7 +23,7 @@ from decart_sync import (
     SetInput,
 )
 from decart_sync.emulator import Emulator
-from decart_sync.realtime import RealtimeClient
+from decart_sync.realtime import RealtimeClient, ReconnectPolicy
 
 
 def solid_png(bgr: tuple[int, int, int], size: int = 64) -> bytes:
@@ -148,7 +148,16 @@ def test_every_image_form_is_accepted(
         (lambda s: s.set(SetInput(prompt="x", image="/no/such/file.png")), "not an existing"),
         (lambda s: s.set("anime"), "SetInput"),
         (lambda s: s.set_image(np.zeros((4, 4), np.uint8)), "HxWx3"),
+        (lambda s: s.set_image(np.zeros((0, 0, 3), np.uint8)), "at least one pixel"),
         (lambda s: s.set_prompt("x", timeout=0), "timeout"),
+        (lambda s: s.set_prompt("x", timeout=float("inf")), "finite"),
+        (lambda s: s.set_prompt("x", timeout=float("nan")), "finite"),
+        (lambda s: s.set(SetInput(prompt="x"), timeout=-1), "timeout"),
+        (lambda s: s.wait_for_state("generating", timeout=float("nan")), "finite"),
+        (lambda s: s.wait_for_state("generating", timeout=float("inf")), "finite"),
+        (lambda s: s.read(timeout=float("inf")), "finite"),
+        (lambda s: s.frames().get(timeout=float("nan")), "finite"),
+        (lambda s: s.stats(timeout=float("inf")), "finite"),
     ],
 )
 def test_bad_input_is_a_clear_error_and_the_session_stays_usable(
@@ -232,3 +241,47 @@ def test_blocking_calls_from_callbacks_are_safe_and_from_the_loop_are_errors(
         return "no error"
 
     assert "deadlock" in session._loop_thread.run(on_the_loop(), 5)
+
+
+def test_a_late_rejection_is_not_credited_to_the_next_set(
+    session: RealtimeClient, emulator: Emulator
+) -> None:
+    """The first set times out; its rejection arrives while the second waits for its own ack."""
+    emulator.delay_acks(1.0)
+    with pytest.raises(DecartTimeoutError):
+        session.set(SetInput(prompt="noir", image=b"not an image"), timeout=0.3)
+    session.set(SetInput(prompt="cartoon", image=solid_png((0, 200, 0))), timeout=10)
+    info = emulator.sessions()[0]
+    assert (info.prompt, info.has_image) == ("cartoon", True)
+
+
+def test_a_late_success_becomes_the_state_a_reconnect_restores(
+    client: DecartClient, emulator: Emulator
+) -> None:
+    """The first set times out but is applied; the next one is refused: the session's
+    acknowledged state is the first, and a reconnect restores it without an error."""
+    session = client.realtime.connect(
+        SMALL_LUCY, still_frames(), reconnect=ReconnectPolicy(**FAST_RECONNECT)
+    )
+    errors: list[Exception] = []
+    session.on("error", errors.append)
+    try:
+        session.wait_for_state("generating", timeout=10)
+        emulator.delay_acks(1.0)
+        with pytest.raises(DecartTimeoutError):
+            session.set(SetInput(prompt="neon", image=solid_png((200, 0, 0))), timeout=0.3)
+        with pytest.raises(InvalidInputError):
+            session.set(SetInput(prompt="noir", image=b"not an image"), timeout=10)
+        emulator.clear_faults()
+        old_id = session.session_id
+        emulator.drop_websocket()
+        wait_until(
+            lambda: session.session_id != old_id and session.get_connection_state() == "generating",
+            20,
+            "the session reconnected",
+        )
+        info = next(s for s in emulator.sessions() if s.session_id == session.session_id)
+        assert (info.prompt, info.has_image) == ("neon", True)
+        assert not errors
+    finally:
+        session.disconnect()
