@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-#: Longest shutdown(wait=True) waits for busy workers.
+#: Longest shutdown(wait=True) waits for idle workers to leave (they leave at once).
 JOIN_TIMEOUT = 5.0
 
 _Work = tuple["concurrent.futures.Future[Any]", Callable[..., Any], tuple[Any, ...], dict[str, Any]]
@@ -33,6 +33,7 @@ class WorkerPool(concurrent.futures.Executor):
         self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._idle = threading.Semaphore(0)
+        self._busy: set[threading.Thread] = set()  # workers running a job just now
         self._lock = threading.Lock()
         self._shutdown = False
 
@@ -59,21 +60,30 @@ class WorkerPool(concurrent.futures.Executor):
                 return
             future, fn, args, kwargs = item
             if future.set_running_or_notify_cancel():
+                me = threading.current_thread()
+                with self._lock:
+                    self._busy.add(me)
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as exc:
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
+                finally:
+                    with self._lock:
+                        self._busy.discard(me)
             del item, future, fn, args, kwargs  # drop references before waiting again
             self._idle.release()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop taking work; with ``wait``, join the workers for at most ``JOIN_TIMEOUT`` in
-        all (a worker stuck in a user's read is left behind: it is a daemon)."""
+        """Stop taking work; with ``wait``, join the idle workers. A worker in the middle of a
+        job is not waited for: the job may be a user's read that never returns, and a
+        ``disconnect()`` must not wait on it. Being a daemon, it leaves once its job returns, or
+        with the process."""
         with self._lock:
             self._shutdown = True
             threads = list(self._threads)
+            busy = set(self._busy)
         if cancel_futures:
             while True:
                 try:
@@ -88,5 +98,5 @@ class WorkerPool(concurrent.futures.Executor):
             current = threading.current_thread()
             deadline = time.monotonic() + JOIN_TIMEOUT
             for thread in threads:
-                if thread is not current:
+                if thread is not current and thread not in busy:
                     thread.join(max(0.0, deadline - time.monotonic()))

@@ -333,15 +333,19 @@ class Connection:
     def _on_error_message(self, error: DecartSDKError) -> None:
         # Protocol: an error fails every pending wait at once; during connect it fails connect.
         self._fail_pending(error)
+        # The server's words explain the close that usually follows them (and decide whether a
+        # reconnect can help), so they are kept for it.
+        self._server_error = self._server_error or error
         if not self._open:
-            self._server_error = self._server_error or error
             if self._opening is not None and not self._opening.done():
                 self._opening.set_exception(error)
         else:
             self._listener.on_server_error(self, error)
 
     def _on_signaling_closed(self, error: DecartSDKError | None) -> None:
-        self._lose(error or WebRTCError("the server closed the signaling connection"))
+        self._lose(
+            self._server_error or error or WebRTCError("the server closed the signaling connection")
+        )
 
     def _on_pc_state(self, state: str) -> None:
         if self._ended:

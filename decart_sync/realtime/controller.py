@@ -77,6 +77,7 @@ class SessionController:
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closed = False
         self._remote_stream_announced = False
+        self._reported: DecartSDKError | None = None  # the last error emitted as it came
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ state
@@ -151,6 +152,7 @@ class SessionController:
 
     def on_server_error(self, connection: Connection, error: DecartSDKError) -> None:
         if self._current(connection):
+            self._reported = error
             self._emitter.emit("error", error)
 
     def on_source_error(self, error: DecartSDKError) -> None:
@@ -217,7 +219,8 @@ class SessionController:
         if self._closed:
             return
         self.final_error = error
-        self._emitter.emit("error", error)
+        if error is not self._reported:  # the server's own error was reported when it came
+            self._emitter.emit("error", error)
         await self._shut(error)
 
     # ------------------------------------------------------------------ control

@@ -56,7 +56,6 @@ class RealtimeNamespace:
         :class:`~decart_sync.media.PushSource` and you feed it with ``session.send(frame)``.
         The initial state is ``initial_state``, or ``prompt``/``image``/``enhance`` for short.
         """
-        from decart_sync.media.sources import PushSource
 
         definition = _models.realtime(model) if isinstance(model, str) else model
         if initial_state is not None and (prompt is not None or image is not None):
@@ -80,7 +79,7 @@ class RealtimeNamespace:
             loop_thread=client._loop_thread,
             realtime_base=client.realtime_base_url,
             api_key=client.api_key,
-            source=PushSource() if source is None else source,
+            source=source,
             options=options,
             timeout=timeout,
             agent=user_agent(client.integration),

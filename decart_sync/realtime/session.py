@@ -531,6 +531,8 @@ class RealtimeClient(_Session):
         ``client.realtime.connect(model)`` with no source). Never blocks for long."""
         from decart_sync.media.sources import PushSource
 
+        if self._closed:
+            raise SessionClosedError("cannot send(): the session is disconnected")
         if not isinstance(self._source, PushSource):
             raise InvalidInputError(
                 "send() needs a push source: connect without a source, or with PushSource()"
@@ -590,14 +592,15 @@ def _connect_producer(
     timeout: float | None,
     agent: str,
 ) -> RealtimeClient:
-    from decart_sync.media.sources import VideoSource, as_source
+    from decart_sync.media.sources import PushSource, VideoSource, as_source
 
     if not isinstance(options, RealtimeConnectOptions):
         raise InvalidInputError(
             "options must be RealtimeConnectOptions(model=models.realtime(...), ...)"
         )
     limit = limit_timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
-    resolved = as_source(source)
+    # No source: the session makes a PushSource for send(), and owns it like any it made.
+    resolved = PushSource() if source is None else as_source(source)
     state = options.initial_state or ModelState()
     initial = AckedState(
         prompt=state.prompt.text if state.prompt else None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import pathlib
 import subprocess
@@ -11,9 +12,11 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
-from _session_helpers import SMALL_LUCY, still_frames, wait_until
+from _session_helpers import SMALL_LUCY, picture, still_frames, wait_until
 
+import decart_sync._workers
 from decart_sync import (
     DecartClient,
     DecartTimeoutError,
@@ -29,6 +32,7 @@ from decart_sync import (
 from decart_sync._protocol import SubscribeToken
 from decart_sync._receivers import MarkerJitterBuffer, _single_threaded
 from decart_sync.emulator import Emulator
+from decart_sync.media import PushSource
 from decart_sync.realtime import RealtimeClient, RealtimeConnectOptions
 
 
@@ -82,16 +86,19 @@ def test_seed_classmethod_connect_reaches_generating(emulator: Emulator) -> None
     assert not session.is_connected()
 
 
-def test_disconnect_is_fast_idempotent_and_leaves_no_thread(emulator: Emulator) -> None:
+def test_disconnect_is_fast_idempotent_and_leaves_no_thread(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
     before = sdk_threads()
     session = RealtimeClient.connect(
         emulator.url, emulator.api_key, still_frames(), RealtimeConnectOptions(model=SMALL_LUCY)
     )
     session.wait_for_state("generating", timeout=10)
     assert len(sdk_threads()) > len(before)
-    started = time.monotonic()
-    session.disconnect()
-    assert time.monotonic() - started < 2.0
+    with caplog.at_level(logging.WARNING, logger="decart_sync"):
+        session.disconnect()
+    # Nothing it waited for ran into its time limit (a time check would fail on a busy machine).
+    assert not [r for r in caplog.records if r.name.startswith("decart_sync")]
     session.disconnect()
     wait_until(lambda: sdk_threads() == before, timeout=5, what="SDK threads to end")
     wait_until(lambda: not any(t.name.endswith("-decoder") for t in threading.enumerate()), 5)
@@ -212,6 +219,38 @@ def test_generation_ticks_carry_seconds(client: DecartClient) -> None:
         assert ticks[0] >= 1 and ticks[1] == ticks[0] + 1
 
 
+def test_disconnect_does_not_wait_for_a_source_stuck_in_a_read(
+    client: DecartClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A camera that stopped answering: disconnect() returns and leaves the read behind on its
+    daemon worker. Every wait it might make is stretched to a minute, so a disconnect that
+    waited for the read could not return before the read is let go."""
+    monkeypatch.setattr(decart_sync._workers, "JOIN_TIMEOUT", 60.0)
+    stuck, blocked, let_go = threading.Event(), threading.Event(), threading.Event()
+
+    class Capture:
+        def read(self) -> tuple[bool, np.ndarray]:
+            if stuck.is_set():
+                blocked.set()
+                let_go.wait(60)
+            return True, picture()
+
+    session = client.realtime.connect(SMALL_LUCY, Capture())
+    try:
+        session.wait_for_state("generating", timeout=10)
+        stuck.set()
+        assert blocked.wait(10)
+        done = threading.Event()
+        closer = threading.Thread(target=lambda: (session.disconnect(), done.set()), name="closer")
+        closer.start()
+        assert done.wait(30), "disconnect() waited for the stuck read"
+        assert not let_go.is_set()
+        assert session.get_connection_state() == "disconnected"
+    finally:
+        let_go.set()
+        session.disconnect()
+
+
 def test_open_sessions_do_not_hang_interpreter_exit(emulator: Emulator) -> None:
     # A script that forgets disconnect() while its source is stuck in a blocking read (a camera
     # that stopped answering): the exit must neither wait for that read nor for the session.
@@ -278,3 +317,26 @@ def test_a_hand_made_model_is_served_by_an_emulator_that_knows_it() -> None:
         ok, frame = session.read(timeout=10)
         assert ok and frame.shape == (176, 320, 3)  # the profile's size, not a registry one
         assert emu.sessions()[0].model == "my-new-model"
+
+
+def test_send_after_disconnect_is_refused_and_the_session_made_source_is_closed(
+    client: DecartClient,
+) -> None:
+    session = client.realtime.connect(SMALL_LUCY)
+    session.send(picture())
+    source = session.source
+    assert source is not None and not source.closed
+    session.disconnect()
+    assert source.closed
+    with pytest.raises(SessionClosedError, match="disconnected"):
+        session.send(picture())
+
+
+def test_a_push_source_the_user_made_stays_open_after_disconnect(client: DecartClient) -> None:
+    source = PushSource()
+    session = client.realtime.connect(SMALL_LUCY, source)
+    session.disconnect()
+    with pytest.raises(SessionClosedError):
+        session.send(picture())
+    assert not source.closed  # the user's to close: it may feed the next session
+    source.close()

@@ -11,6 +11,7 @@ from _session_helpers import FAST_RECONNECT, SMALL_LUCY, picture, still_frames, 
 
 from decart_sync import (
     DecartClient,
+    InsufficientCreditsError,
     InvalidAPIKeyError,
     ServerAtCapacityError,
     SessionClosedError,
@@ -191,3 +192,21 @@ def test_giving_up_after_the_last_attempt(client: DecartClient, emulator: Emulat
     with pytest.raises((ServerAtCapacityError, SessionClosedError)):
         session.wait_for_state("generating", timeout=1)
     session.disconnect()
+
+
+def test_running_out_of_credits_ends_the_session_at_once(
+    client: DecartClient, emulator: Emulator
+) -> None:
+    """Retrying cannot buy credits: no reconnect, one InsufficientCreditsError."""
+    session = connect(client)
+    states = record_states(session)
+    errors: list[Exception] = []
+    session.on("error", errors.append)
+    emulator.end_session()  # generation_ended with reason insufficient_credits, then close
+    wait_until(lambda: states[-1:] == ["disconnected"], 10, "the session to end")
+    with pytest.raises(InsufficientCreditsError):
+        session.wait_for_state("generating", timeout=5)
+    session.disconnect()
+    assert "reconnecting" not in states
+    assert [type(e) for e in errors] == [InsufficientCreditsError]
+    wait_until(lambda: not emulator.sessions(), 10, "no session left in the emulator")
