@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
 
+from decart_sync._redact import SecretText
 from decart_sync._version import __version__
 from decart_sync.errors import (
     DecartSDKError,
@@ -37,7 +38,18 @@ PROMPT_ACK_TIMEOUT: Final = 15.0
 SET_IMAGE_ACK_TIMEOUT: Final = 30.0
 
 CAPACITY_ERROR: Final = "Server at capacity. Please try again later."
+# The organisation's concurrent-session limit (sent before a close with code 1013): like the
+# capacity error, it means "try again later".
+CONCURRENCY_LIMIT_ERROR: Final = "Concurrent session limit reached."
 INSUFFICIENT_CREDITS: Final = "insufficient_credits"
+#: Every ``generation_ended.reason`` the service sends (protocol section 2).
+GENERATION_END_REASONS: Final = (
+    "disconnect",
+    "timeout",
+    "moderation_violation",
+    "error",
+    INSUFFICIENT_CREDITS,
+)
 # An error whose lower-cased text contains one of these is permanent: never retried.
 PERMANENT_ERROR_MARKERS: Final = (
     "invalid api key",
@@ -120,7 +132,7 @@ def realtime_url(
     if resolution is not None:
         pairs.append(("resolution", resolution))
     pairs.append(("user_agent", agent))
-    return f"{websocket_base(realtime_base)}{url_path}?{_query(pairs)}"
+    return SecretText(f"{websocket_base(realtime_base)}{url_path}?{_query(pairs)}")
 
 
 def subscribe_url(realtime_base: str, token: SubscribeToken, *, api_key: str, agent: str) -> str:
@@ -128,7 +140,9 @@ def subscribe_url(realtime_base: str, token: SubscribeToken, *, api_key: str, ag
     query = _query(
         [("IP", token.ip), ("port", str(token.port)), ("api_key", api_key), ("user_agent", agent)]
     )
-    return f"{websocket_base(realtime_base)}/subscribe/{quote(token.sid, safe='')}?{query}"
+    return SecretText(
+        f"{websocket_base(realtime_base)}/subscribe/{quote(token.sid, safe='')}?{query}"
+    )
 
 
 # --------------------------------------------------------------------------- subscribe tokens
@@ -180,7 +194,7 @@ def is_permanent_error(text: str) -> bool:
 def error_from_server(text: str) -> DecartSDKError:
     """The SDK error that a server's error text stands for."""
     lowered = text.lower()
-    if text.strip() == CAPACITY_ERROR or "at capacity" in lowered:
+    if text.strip() in (CAPACITY_ERROR, CONCURRENCY_LIMIT_ERROR) or "at capacity" in lowered:
         return ServerAtCapacityError(text)
     if INSUFFICIENT_CREDITS in lowered:
         return InsufficientCreditsError(text)
@@ -199,11 +213,12 @@ def error_from_server(text: str) -> DecartSDKError:
 
 @attrs.frozen
 class IceCandidate:
-    """A trickled ICE candidate as the JSON carries it."""
+    """A trickled ICE candidate as the JSON carries it. Browsers may send null for
+    ``sdpMid``/``sdpMLineIndex`` (and an extra ``usernameFragment``, which is not kept)."""
 
     candidate: str
-    sdpMLineIndex: int  # wire field name
-    sdpMid: str  # wire field name
+    sdpMLineIndex: int | None  # wire field name
+    sdpMid: str | None  # wire field name
 
 
 class _Message:
@@ -244,6 +259,14 @@ class OfferMessage(_Message):
 class IceCandidateMessage(_Message):
     type: ClassVar[str] = "ice-candidate"
     candidate: IceCandidate
+
+
+@attrs.frozen
+class EndOfCandidatesMessage(_Message):
+    """``{"type": "ice-candidate", "candidate": null}``: a browser's last trickled candidate."""
+
+    type: ClassVar[str] = "ice-candidate"
+    candidate: None = None
 
 
 @attrs.frozen
@@ -306,10 +329,13 @@ class GenerationEndedMessage(_Message):
     reason: str
 
 
-ClientMessage = PromptMessage | SetImageMessage | OfferMessage | IceCandidateMessage
+ClientMessage = (
+    PromptMessage | SetImageMessage | OfferMessage | IceCandidateMessage | EndOfCandidatesMessage
+)
 ServerMessage = (
     AnswerMessage
     | IceCandidateMessage
+    | EndOfCandidatesMessage
     | SessionIdMessage
     | PromptAckMessage
     | SetImageAckMessage
@@ -356,19 +382,35 @@ class _Fields:
             return value
         raise self._bad(name, "an integer")
 
+    def nullable_integer(self, name: str) -> int | None:
+        if self.data.get(name, OMITTED) is None:
+            return None
+        try:
+            return self.integer(name)
+        except ProtocolViolation:
+            raise self._bad(name, "an integer or null") from None
+
     def optional_error(self) -> str | None:
         value = self.data.get("error")
         if value is None or isinstance(value, str):
             return value
         raise self._bad("error", "a string or null")
 
-    def candidate(self) -> IceCandidate:
-        raw = self.data.get("candidate")
+    def candidate(self) -> IceCandidateMessage | EndOfCandidatesMessage:
+        raw = self.data.get("candidate", OMITTED)
+        if raw is None:
+            return EndOfCandidatesMessage()
         if not isinstance(raw, dict):
-            raise self._bad("candidate", "an object")
+            raise self._bad("candidate", "an object or null")
         inner = _Fields("ice-candidate.candidate", raw)
-        return IceCandidate(
-            inner.text("candidate"), inner.integer("sdpMLineIndex"), inner.text("sdpMid")
+        # A browser's RTCIceCandidate.toJSON() gives null for an unknown sdpMid/sdpMLineIndex,
+        # so both must be present but either may be null.
+        return IceCandidateMessage(
+            IceCandidate(
+                inner.text("candidate"),
+                inner.nullable_integer("sdpMLineIndex"),
+                inner.text("sdpMid", nullable=True),
+            )
         )
 
 
@@ -413,7 +455,7 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     if kind == "offer":
         return OfferMessage(f.text("sdp"))
     if kind == "ice-candidate":
-        return IceCandidateMessage(f.candidate())
+        return f.candidate()
     raise ProtocolViolation(f"unknown message type {kind!r}")
 
 
@@ -425,7 +467,7 @@ def parse_server_message(text: str | bytes) -> ServerMessage | None:
     if kind == "answer":
         return AnswerMessage(f.text("sdp"))
     if kind == "ice-candidate":
-        return IceCandidateMessage(f.candidate())
+        return f.candidate()
     if kind == "session_id":
         return SessionIdMessage(f.text("session_id"), f.text("server_ip"), f.integer("server_port"))
     if kind == "prompt_ack":

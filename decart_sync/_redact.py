@@ -14,11 +14,14 @@ import threading
 
 MASK = "***"
 
+# A value worth masking has a letter or digit in it: "api_key=..." or "api_key=***" in the SDK's
+# own help texts are words to keep, not secrets.
+_VALUE = r"(?=[^&\s'\"(),}]*[A-Za-z0-9])[^&\s'\"(),}]+"
 _PATTERNS = (
     # api_key=... / apiKey=... / token=... in query strings and key=value text.
-    re.compile(r"(?i)((?:api[_-]?key|token|access_token)=)[^&\s'\"]+"),
+    re.compile(r"(?i)((?:api[_-]?key|token|access_token)=)" + _VALUE),
     # "apiKey": "..." in JSON, X-API-KEY: ... in headers.
-    re.compile(r"(?i)(\"?(?:api[_-]?key|x-api-key)\"?\s*[:=]\s*\"?)[^\s\"',}&]+"),
+    re.compile(r"(?i)(\"?(?:api[_-]?key|x-api-key)\"?\s*[:=]\s*\"?)" + _VALUE),
     # Client tokens handed out by the service.
     re.compile(r"()\bek_[A-Za-z0-9_\-]{4,}"),
 )
@@ -48,6 +51,23 @@ def redact(text: str) -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
+
+
+class SecretText(str):
+    """A string that holds a secret (an API key, or a URL carrying one): it is the text itself
+    everywhere a string is used, but its ``repr`` is redacted. Reprs are what leak: an attrs
+    value's repr, a traceback rendered with its local variables, a debugger's view.
+
+    Derived strings (``+``, ``.strip()``, formatting) are plain ``str`` again; wrap each value
+    the SDK keeps."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        text = str.__str__(self)
+        cleaned = redact(text)
+        # Nothing found to mask means the whole text is the secret (a bare key).
+        return repr(cleaned) if cleaned != text else repr(MASK)
 
 
 def mask(secret: str | None) -> str:

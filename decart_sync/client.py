@@ -11,7 +11,7 @@ import requests
 
 from decart_sync import _protocol
 from decart_sync._loop import LoopThread
-from decart_sync._redact import get_logger, register_secret
+from decart_sync._redact import SecretText, get_logger, register_secret
 from decart_sync._timeouts import limit_timeout
 from decart_sync.errors import InvalidAPIKeyError, InvalidInputError, SessionClosedError
 from decart_sync.tokens import TokensClient
@@ -57,7 +57,7 @@ class DecartClient:
         if integration is not None and not isinstance(integration, str):
             raise InvalidInputError(f"integration must be a str, got {type(integration).__name__}")
         register_secret(key)
-        self._api_key = key.strip()
+        self._api_key = SecretText(key.strip())
         self._base_url = _protocol.http_base(
             base_url or os.environ.get("DECART_BASE_URL") or _protocol.DEFAULT_BASE_URL
         )

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from decart_sync import _protocol
 from decart_sync._loop import LoopThread, default_loop
 from decart_sync._protocol import OMITTED
-from decart_sync._redact import get_logger, register_secret
+from decart_sync._redact import SecretText, get_logger, register_secret
 from decart_sync._timeouts import limit_timeout, wait_timeout
 from decart_sync.errors import (
     DecartSDKError,
@@ -63,7 +63,7 @@ def _check_api_key(api_key: object) -> str:
     if not isinstance(api_key, str) or not api_key.strip():
         raise InvalidAPIKeyError("api_key is missing; pass the key from DecartClient.api_key")
     register_secret(api_key)
-    return api_key.strip()
+    return SecretText(api_key.strip())
 
 
 def _realtime_base(base_url: str) -> str:
@@ -363,10 +363,11 @@ class RealtimeClient(_Session):
         track, a :class:`~decart_sync.media.VideoSource`, numpy frames (iterable, generator or
         ``read()`` capture), or a video file path. ``timeout`` bounds the whole connect.
         """
+        api_key = _check_api_key(api_key)  # rebound: a traceback's locals show no key
         return _connect_producer(
             loop_thread=default_loop(),
             realtime_base=_realtime_base(base_url),
-            api_key=_check_api_key(api_key),
+            api_key=api_key,
             source=local_track,
             options=options,
             timeout=timeout,
@@ -384,10 +385,11 @@ class RealtimeClient(_Session):
         integration: str | None = None,
     ) -> SubscribeClient:
         """Watch another session, read-only, with its producer's ``subscribe_token``."""
+        api_key = _check_api_key(api_key)  # rebound: a traceback's locals show no key
         return _connect_viewer(
             loop_thread=default_loop(),
             realtime_base=_realtime_base(base_url),
-            api_key=_check_api_key(api_key),
+            api_key=api_key,
             options=options,
             timeout=timeout,
             agent=_protocol.user_agent(integration),

@@ -47,3 +47,34 @@ def test_logger_is_silent_by_default() -> None:
 
     handlers = logging.getLogger("decart_sync").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no API key: pass DecartClient(api_key=...) or set DECART_API_KEY",
+        "repr: DecartClient(api_key='***', base_url='http://x')",
+        "use token=*** here",
+    ],
+)
+def test_the_sdks_own_words_are_not_redacted(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_the_missing_key_help_reads_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    from decart_sync import DecartClient, InvalidAPIKeyError
+
+    monkeypatch.delenv("DECART_API_KEY", raising=False)
+    with pytest.raises(InvalidAPIKeyError) as info:
+        DecartClient()
+    assert "DecartClient(api_key=...) or set DECART_API_KEY" in str(info.value)
+
+
+def test_secret_text_is_itself_but_its_repr_is_redacted() -> None:
+    from decart_sync._redact import SecretText
+
+    url = SecretText("wss://h/v1/stream?api_key=zz9secret&model=m")
+    assert url == "wss://h/v1/stream?api_key=zz9secret&model=m"
+    assert f"{url}".endswith("zz9secret&model=m")
+    assert "zz9secret" not in repr(url) and "model=m" in repr(url)
+    assert repr(SecretText("bare-key-never-registered")) == "'***'"
