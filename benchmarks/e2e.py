@@ -26,7 +26,7 @@ latency of the path, not of an effect) and are read back in the user's thread:
 The emulator runs as a separate process, so the CPU of each side is measured apart. 640x352 is
 not a registered model: the emulator child registers ``bench-640x352`` for itself (see
 :mod:`_emulator_process`); ``--no-custom-profile`` instead sends 640x352 frames to ``lucy-2.1``,
-which answers at 1088x624. Figures are reported, never asserted.
+which answers at its own size (1280x720). Figures are reported, never asserted.
 """
 
 from __future__ import annotations

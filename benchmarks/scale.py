@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument(
         "--no-custom-profile",
         action="store_true",
-        help="use lucy-2.1 (1088x624 out) instead of a 640x352 model registered in the emulator",
+        help="use lucy-2.1 (1280x720 out) instead of a 640x352 model registered in the emulator",
     )
     # The child's own options (internal).
     arguments.add_argument("--child", type=int, help="(internal) run N sessions and report")

@@ -4,7 +4,7 @@ and whether the slow one costs the fast one anything.
 Usage: ``python benchmarks/slow_consumer.py [--quick] [--json PATH] [--seconds S]
 [--baseline S] [--model NAME]``
 
-One session (default ``lucy-2.1``, 1088x624@30, passthrough, the SDK's ``test_pattern()`` as
+One session (default ``lucy-2.1``, 1280x720@30, passthrough, the SDK's ``test_pattern()`` as
 input) against the emulator in its own process. First the fast consumer runs alone for
 ``--baseline`` seconds; then a slow consumer joins and, for ``--seconds`` seconds (60; a few in
 ``--quick``), calls ``get_info()`` once a second while the fast one keeps reading every frame.

@@ -133,4 +133,8 @@ def parse_candidate(candidate: IceCandidate) -> RTCIceCandidate | None:
         raise ValueError(f"cannot parse candidate {candidate.candidate!r}") from None
     parsed.sdpMid = candidate.sdpMid
     parsed.sdpMLineIndex = candidate.sdpMLineIndex
+    if parsed.sdpMid is None and parsed.sdpMLineIndex is None:
+        # A browser may name neither; with BUNDLE every m-line shares the first one's transport,
+        # which is where aiortc must be told to look (it refuses a candidate naming no m-line).
+        parsed.sdpMLineIndex = 0
     return parsed

@@ -1,7 +1,9 @@
 """The realtime model registry: ``models.realtime("lucy-2.1")``.
 
-Each definition carries what a session needs to know about a model: the URL path of its endpoint
-and the frame size and rate it produces (and wants as input).
+Each definition carries what a session needs to know about a model: the URL path of its endpoint,
+the frame size and rate it produces (and wants as input), and the ``speed`` values its endpoint
+accepts. The names and sizes are those of Decart's current service (protocol section 8); retired
+names (``lucy-2``, ``lucy-2.1-vton``, ``mirage_v2``) are unknown here, as they are to the service.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) ->
         )
 
 
+def _speeds(instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: object) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidInputError(
+            f"ModelDefinition.speeds must be a tuple of non-empty strings, got {value!r}"
+        )
+
+
 def _url_path(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     _non_empty(instance, attribute, value)
     if not value.startswith("/"):
@@ -43,6 +52,8 @@ def _url_path(instance: object, attribute: attrs.Attribute[str], value: str) -> 
 class ModelDefinition:
     """A realtime model. Use :func:`realtime` for the known ones; build one by hand for a model
     the registry does not list yet (``ModelDefinition("my-model", "/v1/stream", 30, 1280, 704)``).
+    ``speeds`` are the values of the ``speed`` query parameter the model accepts (``("fast",)``
+    for the models that have a fast mode); without it a model runs at its one speed.
     """
 
     name: str = attrs.field(validator=_non_empty)
@@ -50,16 +61,22 @@ class ModelDefinition:
     fps: int = attrs.field(validator=_positive)
     width: int = attrs.field(validator=[_positive, _even])
     height: int = attrs.field(validator=[_positive, _even])
+    speeds: tuple[str, ...] = attrs.field(default=(), validator=_speeds)
 
+
+_FAST = ("fast",)
 
 _REGISTRY: dict[str, ModelDefinition] = {
     d.name: d
     for d in (
-        ModelDefinition("lucy-2.1", "/v1/stream", 30, 1088, 624),
-        ModelDefinition("lucy-2.1-vton", "/v1/stream", 30, 1088, 624),
+        ModelDefinition("lucy-2.1", "/v1/stream", 30, 1280, 720),
+        ModelDefinition("lucy-2.5", "/v1/stream", 30, 1280, 720, _FAST),
+        ModelDefinition("lucy-2.6", "/v1/stream", 30, 1280, 720, _FAST),
+        ModelDefinition("lucy-latest", "/v1/stream", 30, 1280, 720, _FAST),
+        ModelDefinition("lucy-vton-3.5", "/v1/stream", 30, 1280, 720, _FAST),
+        ModelDefinition("lucy-vton-3.6", "/v1/stream", 30, 1280, 720, _FAST),
+        ModelDefinition("lucy-vton-latest", "/v1/stream", 30, 1280, 720, _FAST),
         ModelDefinition("lucy-restyle-2", "/v1/stream", 30, 1280, 704),
-        ModelDefinition("lucy-2", "/v1/stream", 20, 1280, 704),
-        ModelDefinition("lucy-latest", "/v1/stream", 30, 1088, 624),
         ModelDefinition("lucy-restyle-latest", "/v1/stream", 30, 1280, 704),
     )
 }

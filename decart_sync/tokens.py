@@ -30,12 +30,15 @@ MAX_EXPIRES_IN = 3600
 @attrs.frozen
 class CreateTokenResponse:
     """A created client token. ``api_key`` is used exactly like an API key, until
-    ``expires_at`` (ISO-8601)."""
+    ``expires_at`` (ISO-8601); ``token`` is the same token as a signed JWT, with the same scope
+    and expiry (what browser clients use). ``permissions`` holds only the restrictions that were
+    set (``models``, ``origins``), and is None when there are none."""
 
     api_key: str = attrs.field(repr=mask)
     expires_at: str
     permissions: dict[str, Any] | None = None
     constraints: dict[str, Any] | None = None
+    token: str | None = attrs.field(default=None, repr=mask)
 
 
 def _string_list(name: str, value: Sequence[str] | None) -> list[str] | None:
@@ -132,11 +135,13 @@ class TokensClient:
             )
         try:
             data = parse_json(response.content)
+            jwt = data.get("token")
             token = CreateTokenResponse(
                 api_key=str(data["apiKey"]),
                 expires_at=str(data["expiresAt"]),
                 permissions=data.get("permissions"),
                 constraints=data.get("constraints"),
+                token=str(jwt) if jwt is not None else None,
             )
         except (ProtocolViolation, KeyError, TypeError):
             raise TokenCreateError(
@@ -146,5 +151,6 @@ class TokensClient:
                 body=response.text[:2000],
             ) from None
         register_secret(token.api_key)
+        register_secret(token.token)
         _log.debug("created client token expiring at %s", token.expires_at)
         return token

@@ -15,6 +15,7 @@ with 400 (bad body), 401 (no admin token) or 404 (unknown session).
     POST /_emulator/faults/delay-acks             {"seconds"}
     POST /_emulator/faults/withhold-acks          {"on"?: true}
     POST /_emulator/faults/reject-next            {"n", "error"?}
+    POST /_emulator/faults/trickle-candidates     {"on"?: true}
     POST /_emulator/faults/clear                  {}
     POST /_emulator/restart                       {}   (answers first, then restarts)
 """
@@ -85,11 +86,20 @@ async def _delay_acks(server: EmulatorServer, body: dict[str, Any]) -> dict[str,
     return {}
 
 
-async def _withhold_acks(server: EmulatorServer, body: dict[str, Any]) -> dict[str, Any]:
+def _switch(body: dict[str, Any]) -> bool:
     on = body.get("on", True)
     if not isinstance(on, bool):
         raise _BadRequest(f"on must be true or false, got {on!r}")
-    server.withhold_acks(on)
+    return on
+
+
+async def _withhold_acks(server: EmulatorServer, body: dict[str, Any]) -> dict[str, Any]:
+    server.withhold_acks(_switch(body))
+    return {}
+
+
+async def _trickle_candidates(server: EmulatorServer, body: dict[str, Any]) -> dict[str, Any]:
+    server.trickle_candidates(_switch(body))
     return {}
 
 
@@ -122,6 +132,7 @@ _FAULTS: Final[dict[str, _Handler]] = {
     "delay-acks": _delay_acks,
     "withhold-acks": _withhold_acks,
     "reject-next": _reject_next,
+    "trickle-candidates": _trickle_candidates,
     "clear": _clear,
 }
 

@@ -63,6 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most N producer sessions at once; more get the capacity error",
     )
     parser.add_argument(
+        "--max-sessions-per-key",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N producer sessions at once per API key (an organisation's limit); more "
+        "get 'Concurrent session limit reached.'",
+    )
+    parser.add_argument(
         "--model",
         action="append",
         dest="extra_models",
@@ -100,9 +108,13 @@ Press Ctrl-C to stop."""
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.max_sessions is not None and args.max_sessions < 0:
-        print("--max-sessions must be >= 0", file=sys.stderr)
-        return 2
+    for flag, limit in (
+        ("--max-sessions", args.max_sessions),
+        ("--max-sessions-per-key", args.max_sessions_per_key),
+    ):
+        if limit is not None and limit < 0:
+            print(f"{flag} must be >= 0", file=sys.stderr)
+            return 2
     try:
         from decart_sync.emulator.handle import Emulator
     except ImportError as exc:
@@ -116,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)),
         max_sessions=args.max_sessions,
+        max_sessions_per_key=args.max_sessions_per_key,
         admin_token=args.admin_token,
         extra_models=args.extra_models,
     )

@@ -3,7 +3,9 @@
 Faults aimed at one session (drop its WebSocket, fail its peer connection, freeze its video,
 end it) act on the session directly; see ``EmulatorServer``. This module holds the ones that
 change how the whole server behaves until they are cleared: acknowledgements delayed or withheld,
-and the next N producer connections rejected.
+the next N producer connections rejected, and the answer's candidates trickled as
+``ice-candidate`` messages (which the service never sends, and Decart's official Python client
+logs as an error).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class FaultPlan:
     #: This many further producer connections are rejected with ``rejection_error``.
     rejections_left: int = 0
     rejection_error: str = CAPACITY_ERROR
+    #: Each answer is followed by its candidates as ``ice-candidate`` messages.
+    trickle_candidates: bool = False
 
     def take_rejection(self) -> str | None:
         """The error text for a new producer connection that must be rejected, else None."""
@@ -41,6 +45,7 @@ class FaultPlan:
         self.acks_withheld = False
         self.rejections_left = 0
         self.rejection_error = CAPACITY_ERROR
+        self.trickle_candidates = False
 
 
 def validate_delay(seconds: object, what: str) -> float:

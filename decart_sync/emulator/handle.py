@@ -71,7 +71,10 @@ class Emulator:
 
     ``port=0`` picks a free port (kept across :meth:`restart`). ``api_keys`` are the permanent
     keys it accepts (default: :data:`DEFAULT_API_KEY`). ``max_sessions`` caps concurrent
-    producer sessions. ``admin_token`` guards the admin HTTP API (random unless given).
+    producer sessions (more get the capacity error); ``max_sessions_per_key`` caps them per
+    permanent key, the organisation's limit (more get ``Concurrent session limit reached.``, a
+    client token's sessions counting against the key that minted it). ``admin_token`` guards
+    the admin HTTP API (random unless given).
     ``extra_models`` are profiles served besides the registry's, e.g. a hand-made
     ``ModelDefinition`` for a model the SDK does not list yet, or a small size for tests.
     """
@@ -84,6 +87,7 @@ class Emulator:
         max_sessions: int | None = None,
         admin_token: str | None = None,
         extra_models: Sequence[ModelDefinition] = (),
+        max_sessions_per_key: int | None = None,
     ) -> None:
         if isinstance(api_keys, str):
             api_keys = (api_keys,)
@@ -91,14 +95,19 @@ class Emulator:
             raise ValueError("api_keys must hold at least one non-empty string")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be an integer 0-65535, got {port!r}")
-        if max_sessions is not None and (
-            isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 0
+        for name, limit in (
+            ("max_sessions", max_sessions),
+            ("max_sessions_per_key", max_sessions_per_key),
         ):
-            raise ValueError(f"max_sessions must be None or an integer >= 0, got {max_sessions!r}")
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
+            ):
+                raise ValueError(f"{name} must be None or an integer >= 0, got {limit!r}")
         self.host = host
         self.port = port
         self.api_keys = tuple(api_keys)
         self.max_sessions = max_sessions
+        self.max_sessions_per_key = max_sessions_per_key
         if not all(isinstance(m, ModelDefinition) for m in extra_models):
             raise ValueError("extra_models must hold decart_sync.models.ModelDefinition objects")
         self.extra_models = tuple(extra_models)
@@ -182,6 +191,7 @@ class Emulator:
             api_keys=self.api_keys,
             admin_token=self.admin_token,
             max_sessions=self.max_sessions,
+            max_sessions_per_key=self.max_sessions_per_key,
             notify=self._notify,
             extra_models=self.extra_models,
         )
@@ -203,8 +213,8 @@ class Emulator:
             server.executor.shutdown(wait=False, cancel_futures=True)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """End every session (``generation_ended`` reason ``server_shutdown``), stop the loop
-        and join its thread. Idempotent."""
+        """End every session (``generation_ended`` reason ``disconnect``, close code 1001),
+        stop the loop and join its thread. Idempotent."""
         with self._lock:
             thread, loop, stop_requested = self._thread, self._loop, self._stop_requested
             if thread is None or loop is None or stop_requested is None:
@@ -319,7 +329,7 @@ class Emulator:
         if constraints is not None:
             body["constraints"] = dict(constraints)
         request = parse_token_request(body)
-        return self._call(lambda server: server.authority.issue(request)).key
+        return self._call(lambda server: server.authority.issue(request, owner=self.api_key)).key
 
     # ------------------------------------------------------------------ faults
 
@@ -337,7 +347,9 @@ class Emulator:
         return self._call(lambda server: server.freeze_video(seconds, session_id))
 
     def end_session(self, reason: str = INSUFFICIENT_CREDITS, session_id: str | None = None) -> int:
-        """End sessions as the service does: ``generation_ended`` with ``reason``, then close."""
+        """End sessions as the service does: ``generation_ended`` with ``reason`` (one of
+        ``GENERATION_END_REASONS``: ``disconnect``, ``timeout``, ``moderation_violation``,
+        ``error``, ``insufficient_credits``), then close. ValueError for another reason."""
         return self._call(lambda server: server.end_session(reason, session_id))
 
     def delay_acks(self, seconds: float) -> None:
@@ -352,6 +364,12 @@ class Emulator:
         """Reject the next ``n`` producer connections with ``error`` (then close)."""
         self._call(lambda server: server.reject_next(n, error))
 
+    def trickle_candidates(self, on: bool = True) -> None:
+        """Follow each answer with its candidates as ``ice-candidate`` messages, which the
+        service never sends (for clients that want to test they cope with them)."""
+        self._call(lambda server: server.trickle_candidates(on))
+
     def clear_faults(self) -> None:
-        """Undo every fault still in effect (ack delay/withholding, rejections, frozen video)."""
+        """Undo every fault still in effect (ack delay/withholding, rejections, trickled
+        candidates, frozen video)."""
         self._call(lambda server: server.clear_faults())

@@ -6,11 +6,14 @@ and the fault-injection operations, all on one host and port.
 
 Routes (protocol section 1 and 6)::
 
-    GET  /v1/stream?api_key=&model=[&resolution=]&user_agent=   producer WebSocket
-    GET  /subscribe/{sid}?IP=&port=&api_key=&user_agent=        viewer WebSocket
-    POST /v1/client/tokens                                      client tokens (X-API-KEY)
-    GET  /health                                                liveness
-    *    /_emulator/...                                         admin API (see admin.py)
+    GET  /v1/stream?api_key=&model=[&resolution=][&speed=]&user_agent=   producer WebSocket
+    GET  /subscribe/{sid}?IP=&port=&api_key=&user_agent=                 viewer WebSocket
+    POST /v1/client/tokens                                               client tokens (X-API-KEY)
+    GET  /health                                                         liveness
+    *    /_emulator/...                                                  admin API (see admin.py)
+
+The REST endpoints (tokens, health) answer cross-origin requests and their preflights, so that a
+page served from elsewhere can create tokens, as it can against the service.
 """
 
 from __future__ import annotations
@@ -25,11 +28,19 @@ from typing import Any, Final
 
 from aiohttp import WSCloseCode, web
 
-from decart_sync._protocol import CAPACITY_ERROR, TOKENS_PATH, ProtocolViolation, parse_json
+from decart_sync._protocol import (
+    CAPACITY_ERROR,
+    CONCURRENCY_LIMIT_ERROR,
+    GENERATION_END_REASONS,
+    TOKENS_PATH,
+    ProtocolViolation,
+    parse_json,
+)
 from decart_sync._redact import get_logger
 from decart_sync._version import __version__
 from decart_sync.emulator.admin import ADMIN_PREFIX, add_admin_routes
 from decart_sync.emulator.auth import (
+    CLIENT_TOKEN_CANNOT_MINT,
     INVALID_API_KEY,
     Authority,
     Grant,
@@ -57,6 +68,9 @@ from decart_sync.models import ModelDefinition, realtime, realtime_model_names
 _log = get_logger(__name__)
 
 RESOLUTIONS: Final = ("720p", "1080p")
+HEALTH_PATH: Final = "/health"
+# The REST endpoints a page on another origin may call (the WebSockets need no CORS).
+_CORS_PATHS: Final = (TOKENS_PATH, HEALTH_PATH)
 # How long shutdown waits for sessions to say goodbye before cutting them off.
 _DRAIN_TIMEOUT = 3.0
 
@@ -75,6 +89,30 @@ def _model_for(
     return model
 
 
+def _check_speed(speed: str | None, model: ModelDefinition) -> None:
+    if speed is None or speed in model.speeds:
+        return
+    offered = f"use {' or '.join(model.speeds)}" if model.speeds else "it has one speed"
+    raise Rejected(f"Speed {speed!r} is not allowed for model {model.name!r}: {offered}")
+
+
+def _cors_headers(request: web.Request) -> dict[str, str]:
+    # Any origin may call, as the service allows; the API key, not the origin, authorises.
+    requested = request.headers.get("Access-Control-Request-Headers")
+    return {
+        "Access-Control-Allow-Origin": request.headers.get("Origin", "*"),
+        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+        "Access-Control-Allow-Headers": requested or "Content-Type, X-API-KEY",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+def _rest_error(request: web.Request, text: str, status: int) -> web.Response:
+    _log.info("%s %s from %s: %s %s", request.method, request.path, request.remote, status, text)
+    return web.json_response({"error": text}, status=status)
+
+
 class EmulatorServer:
     """The emulator on its event loop. ``notify`` is called (on the loop) on every change a
     waiting caller might care about."""
@@ -87,15 +125,23 @@ class EmulatorServer:
         api_keys: Iterable[str],
         admin_token: str,
         max_sessions: int | None = None,
+        max_sessions_per_key: int | None = None,
         notify: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         extra_models: Iterable[ModelDefinition] = (),
     ) -> None:
-        if max_sessions is not None and (isinstance(max_sessions, bool) or max_sessions < 0):
-            raise ValueError(f"max_sessions must be None or an integer >= 0, got {max_sessions}")
+        for name, limit in (
+            ("max_sessions", max_sessions),
+            ("max_sessions_per_key", max_sessions_per_key),
+        ):
+            if limit is not None and (isinstance(limit, bool) or limit < 0):
+                raise ValueError(f"{name} must be None or an integer >= 0, got {limit}")
         self.host = host
         self.port = port
         self.max_sessions = max_sessions
+        # The organisation's concurrency limit: sessions per permanent key (a client token's
+        # sessions count against the key that minted it).
+        self.max_sessions_per_key = max_sessions_per_key
         # Profiles served besides the registry's (a model the SDK does not list yet, a size
         # for benchmarks); a name here takes precedence over the registry's.
         self.extra_models = {model.name: model for model in extra_models}
@@ -122,8 +168,8 @@ class EmulatorServer:
 
     async def start(self) -> None:
         """Listen on host:port (port 0: a free one, kept across restarts)."""
-        app = web.Application(middlewares=[self._admin_guard])
-        app.router.add_get("/health", self._health)
+        app = web.Application(middlewares=[self._cors, self._admin_guard])
+        app.router.add_get(HEALTH_PATH, self._health)
         app.router.add_post(TOKENS_PATH, self._create_token)
         registered = {realtime(name).url_path for name in realtime_model_names()}
         for path in sorted(registered | {m.url_path for m in self.extra_models.values()}):
@@ -149,7 +195,7 @@ class EmulatorServer:
         """End every session as the service does on shutdown, then stop listening."""
         self._closing = True
         for producer in list(self.producers.values()):
-            producer.finish("server_shutdown", code=WSCloseCode.GOING_AWAY)
+            producer.finish("disconnect", code=WSCloseCode.GOING_AWAY)
         for viewer in list(self._viewers):
             viewer.end(code=WSCloseCode.GOING_AWAY, reason_text="server shutdown")
         await self._drain()
@@ -226,19 +272,40 @@ class EmulatorServer:
         )
 
     async def _create_token(self, request: web.Request) -> web.Response:
-        if not self.authority.is_permanent_key(request.headers.get("X-API-KEY")):
-            return web.json_response({"error": INVALID_API_KEY}, status=401)
+        key = request.headers.get("X-API-KEY")
+        if not self.authority.is_permanent_key(key):
+            if self.authority.is_client_token(key):
+                return _rest_error(request, CLIENT_TOKEN_CANNOT_MINT, 403)
+            return _rest_error(request, INVALID_API_KEY, 401)
+        assert key is not None
         raw = await request.read()
         try:
             body: Any = parse_json(raw) if raw.strip() else {}
         except ProtocolViolation:
-            return web.json_response({"error": "body is not valid JSON"}, status=400)
+            return _rest_error(request, "body is not valid JSON", 400)
         try:
             token_request = parse_token_request(body)
         except InvalidTokenRequest as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        token = self.authority.issue(token_request)
+            return _rest_error(request, str(exc), 400)
+        token = self.authority.issue(token_request, owner=key)
         return web.json_response(token.response_body())
+
+    @web.middleware
+    async def _cors(
+        self, request: web.Request, handler: Callable[[web.Request], Any]
+    ) -> web.StreamResponse:
+        if request.path not in _CORS_PATHS:
+            response: web.StreamResponse = await handler(request)
+            return response
+        if request.method == "OPTIONS":  # a preflight: no handler, no authentication
+            return web.Response(status=204, headers=_cors_headers(request))
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers.update(_cors_headers(request))
+            raise
+        response.headers.update(_cors_headers(request))
+        return response
 
     @web.middleware
     async def _admin_guard(
@@ -280,12 +347,17 @@ class EmulatorServer:
         if forced is not None:
             raise Rejected(forced)
         query = request.query
-        token = self.authority.authenticate(query.get("api_key"))
+        key = self.authority.authenticate(query.get("api_key"))
         model = _model_for(query.get("model"), request.path, self.extra_models)
         resolution = query.get("resolution")
         if resolution is not None and resolution not in RESOLUTIONS:
             raise Rejected(f"Resolution {resolution!r} is not allowed: use 720p or 1080p")
-        grant = permit(token, model=model.name, origin=request.headers.get("Origin"))
+        _check_speed(query.get("speed"), model)
+        grant = permit(key, model=model.name, origin=request.headers.get("Origin"))
+        if self.max_sessions_per_key is not None:
+            open_for_owner = sum(1 for p in self.producers.values() if p.grant.owner == grant.owner)
+            if open_for_owner >= self.max_sessions_per_key:
+                raise Rejected(CONCURRENCY_LIMIT_ERROR)
         if self.max_sessions is not None and len(self.producers) >= self.max_sessions:
             raise Rejected(CAPACITY_ERROR)
         return model, grant
@@ -293,12 +365,11 @@ class EmulatorServer:
     async def _producer_endpoint(self, request: web.Request) -> web.WebSocketResponse:
         ws = new_websocket()
         await ws.prepare(request)
-        channel = SignalingChannel(ws, request)
+        channel = SignalingChannel(ws, request, "producer")
         try:
             model, grant = self._admit_producer(request)
         except Rejected as exc:
-            _log.info("producer connection rejected: %s", exc)
-            await channel.reject(str(exc))
+            await channel.reject(str(exc))  # logged as it is sent
             return ws
         session = ProducerSession(channel, self._context, model, grant, self._server_ip(request))
         _log.info("session %s opened (model %s)", session.session_id, model.name)
@@ -309,7 +380,7 @@ class EmulatorServer:
     def _admit_viewer(self, request: web.Request) -> ProducerSession:
         self._refuse_while_closing()
         query = request.query
-        token = self.authority.authenticate(query.get("api_key"))
+        key = self.authority.authenticate(query.get("api_key"))
         sid = request.match_info["sid"]
         producer = self.producers.get(sid)
         if producer is None or producer.ended:
@@ -319,18 +390,17 @@ class EmulatorServer:
                 f"Invalid session: the subscribe token does not point at this server "
                 f"(port {self.port})"
             )
-        permit(token, model=producer.model.name, origin=request.headers.get("Origin"))
+        permit(key, model=producer.model.name, origin=request.headers.get("Origin"))
         return producer
 
     async def _viewer_endpoint(self, request: web.Request) -> web.WebSocketResponse:
         ws = new_websocket()
         await ws.prepare(request)
-        channel = SignalingChannel(ws, request)
+        channel = SignalingChannel(ws, request, "viewer")
         try:
             producer = self._admit_viewer(request)
         except Rejected as exc:
-            _log.info("viewer connection rejected: %s", exc)
-            await channel.reject(str(exc))
+            await channel.reject(str(exc))  # logged as it is sent
             return ws
         viewer = ViewerSession(channel, producer)
         producer.viewers.add(viewer)
@@ -372,6 +442,10 @@ class EmulatorServer:
 
     def end_session(self, reason: str, session_id: str | None = None) -> int:
         """End sessions with ``generation_ended`` carrying ``reason`` and a normal close."""
+        if reason not in GENERATION_END_REASONS:
+            raise ValueError(
+                f"reason must be one of {', '.join(GENERATION_END_REASONS)}, got {reason!r}"
+            )
         targets = self._targets(session_id)
         for session in targets:
             session.finish(reason)
@@ -382,6 +456,9 @@ class EmulatorServer:
 
     def withhold_acks(self, on: bool = True) -> None:
         self.faults.acks_withheld = bool(on)
+
+    def trickle_candidates(self, on: bool = True) -> None:
+        self.faults.trickle_candidates = bool(on)
 
     def reject_next(self, n: int, error: str = CAPACITY_ERROR) -> None:
         if not isinstance(error, str) or not error.strip():

@@ -1,9 +1,11 @@
 """Producer and viewer sessions: what happens on one realtime or subscribe WebSocket.
 
 A :class:`ProducerSession` follows protocol section 3: it accepts control messages (``prompt``,
-``set_image``) at any time, but an ``offer`` only once an initial state was accepted. After the
-offer it sends ``session_id``, ``answer``, the answer's candidates and ``ready``; when the first
-transformed frame goes out, ``generation_started`` and then a ``generation_tick`` every second.
+``set_image``) at any time, and an ``offer`` once an initial state was accepted or, as old JS
+clients (<= 0.0.47) send it, before any state, which then means passthrough. After the offer it
+sends ``session_id`` and ``answer`` (whose SDP carries the candidates; no ``ready``); when the
+first transformed frame goes out, ``generation_started`` and then a ``generation_tick`` every
+second. A time limit ends it with ``generation_ended`` reason ``timeout``.
 An acknowledgement goes out only once the new state is in effect (a frame rendered with it is
 the latest output). :class:`ViewerSession` (section 4) receives the producer's output and may
 not change anything.
@@ -31,7 +33,6 @@ from decart_sync._protocol import (
     GenerationTickMessage,
     PromptAckMessage,
     PromptMessage,
-    ReadyMessage,
     ServerMessage,
     SessionIdMessage,
     SetImageAckMessage,
@@ -55,10 +56,6 @@ _log = get_logger(__name__)
 
 SessionState = Literal["waiting_state", "negotiating", "generating", "ended"]
 
-OFFER_BEFORE_STATE: Final = (
-    "offer before initial state: send 'prompt' or 'set_image' and wait for its "
-    "acknowledgement before the offer"
-)
 SUBSCRIBER_CONTROL: Final = "Control messages are not allowed for subscribers"
 BLANK_PROMPT: Final = "prompt must not be empty or blank"
 
@@ -126,7 +123,9 @@ class ProducerSession(SignalingSession):
     ) -> None:
         super().__init__(channel, context.bind_host)
         self.session_id = uuid.uuid4().hex
+        channel.label = f"session {self.session_id} ({channel.label})"
         self.model = model
+        self.grant = grant
         self.context = context
         self.server_ip = server_ip
         self.pipeline = FramePipeline(model, context.executor, self._first_frame_sent)
@@ -251,8 +250,14 @@ class ProducerSession(SignalingSession):
 
     # ------------------------------------------------------------------ WebRTC
 
-    def offer_refused(self) -> str | None:
-        return None if self._state_accepted else OFFER_BEFORE_STATE
+    async def before_offer(self) -> None:
+        if not self._state_accepted:
+            # What the service does for a JS client <= 0.0.47, which offers before any state.
+            _log.info("session %s: offer before any initial state: passthrough", self.session_id)
+            await self._apply(None, True, None)
+
+    def trickles_candidates(self) -> bool:
+        return self.context.faults.trickle_candidates
 
     def attach_tracks(self, pc: RTCPeerConnection) -> None:
         video = None
@@ -269,9 +274,6 @@ class ProducerSession(SignalingSession):
         await self.channel.send(
             SessionIdMessage(self.session_id, self.server_ip, self.context.port)
         )
-
-    async def after_answer(self) -> None:
-        await self.channel.send(ReadyMessage())
 
     def _first_frame_sent(self) -> None:
         self._generation_started_at = asyncio.get_running_loop().time()
@@ -291,15 +293,15 @@ class ProducerSession(SignalingSession):
     # ------------------------------------------------------------------ ending
 
     def finish(self, reason: str, code: int = WSCloseCode.OK) -> asyncio.Task[None]:
-        """End the session the way the service does: ``generation_ended`` with ``reason``,
-        then a normal close."""
+        """End the session the way the service does: ``generation_ended`` with ``reason`` (one
+        of :data:`~decart_sync._protocol.GENERATION_END_REASONS`), then a close with ``code``."""
         return self.end(
             final=GenerationEndedMessage(self.seconds, reason), code=code, reason_text=reason
         )
 
     async def _end_after(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        self.finish("max_session_duration")
+        self.finish("timeout")
 
     async def on_cleanup(self) -> None:
         await self.pipeline.close()
@@ -315,9 +317,13 @@ class ViewerSession(SignalingSession):
     def __init__(self, channel: SignalingChannel, producer: ProducerSession) -> None:
         super().__init__(channel, producer.context.bind_host)
         self.producer = producer
+        channel.label = f"viewer of session {producer.session_id} ({channel.label})"
 
     async def on_control(self, message: ClientMessage) -> None:
         await self.channel.send_error(SUBSCRIBER_CONTROL)
+
+    def trickles_candidates(self) -> bool:
+        return self.producer.context.faults.trickle_candidates
 
     def attach_tracks(self, pc: RTCPeerConnection) -> None:
         video = None

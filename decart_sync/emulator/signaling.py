@@ -3,9 +3,13 @@
 :class:`SignalingSession` reads the client's messages one at a time, strictly
 (:func:`~decart_sync._protocol.parse_client_message`): anything malformed is answered with an
 ``error`` message and the session carries on. It handles the WebRTC messages (one ``offer`` per
-session, trickled ``ice-candidate``\\ s both ways) and leaves the control messages to its
-subclass. However a session ends (the client leaves, a fault, a time limit, server shutdown),
-:meth:`SignalingSession.run` closes its peer connection and cancels its tasks before returning.
+session; the client's trickled ``ice-candidate``\\ s, a browser's final ``null`` included) and
+leaves the control messages to its subclass. The server trickles nothing back: its answer's SDP
+carries its candidates, and Decart's official clients fail on a server ``ice-candidate`` or
+``ready`` (protocol section 2); only a fault turns trickling on. Every ``error`` sent is logged at
+INFO, so a failing client can be diagnosed from the emulator's log alone. However a session ends
+(the client leaves, a fault, a time limit, server shutdown), :meth:`SignalingSession.run` closes
+its peer connection and cancels its tasks before returning.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from aiortc import RTCIceCandidate, RTCPeerConnection
 from decart_sync._ice import parse_candidate
 from decart_sync._protocol import (
     CAPACITY_ERROR,
+    CONCURRENCY_LIMIT_ERROR,
     AnswerMessage,
     ClientMessage,
+    EndOfCandidatesMessage,
     ErrorMessage,
     IceCandidateMessage,
     OfferMessage,
@@ -43,9 +49,9 @@ CLOSE_TIMEOUT = 2.0
 
 def close_code_for(error: str) -> int:
     """The WebSocket close code after a rejection with ``error``: 1013 (try again later) for
-    the capacity error, 1008 (policy violation) for everything else (auth, permission, bad
-    request)."""
-    if error.strip() == CAPACITY_ERROR:
+    the capacity and concurrency-limit errors, 1008 (policy violation) for everything else
+    (auth, permission, bad request)."""
+    if error.strip() in (CAPACITY_ERROR, CONCURRENCY_LIMIT_ERROR):
         return int(WSCloseCode.TRY_AGAIN_LATER)
     return int(WSCloseCode.POLICY_VIOLATION)
 
@@ -55,12 +61,16 @@ def new_websocket() -> web.WebSocketResponse:
 
 
 class SignalingChannel:
-    """Sends protocol messages on one WebSocket; sending on a closed one is a no-op."""
+    """Sends protocol messages on one WebSocket; sending on a closed one is a no-op.
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+    ``label`` names the connection in the log (role, client address, session id once known).
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, role: str) -> None:
         self.ws = ws
         self._transport = request.transport
         self._send_lock = asyncio.Lock()
+        self.label = f"{role} connection from {request.remote}"
 
     @property
     def closed(self) -> bool:
@@ -79,6 +89,8 @@ class SignalingChannel:
         return True
 
     async def send_error(self, text: str) -> bool:
+        # The logger redacts secrets; error texts name no key anyway.
+        _log.info("%s: sending error: %s", self.label, text)
         return await self.send(ErrorMessage(text))
 
     async def close(self, code: int = WSCloseCode.OK, reason: str = "") -> None:
@@ -106,6 +118,7 @@ class SignalingSession:
         self.channel = channel
         self.link: PeerLink | None = None
         self._bind_host = bind_host
+        # Candidates (None: end of candidates) that arrived before the offer was applied.
         self._early_candidates: list[RTCIceCandidate | None] = []
         #: Valid candidates the client trickled (end-of-candidates markers not counted).
         self.candidates_received = 0
@@ -115,9 +128,13 @@ class SignalingSession:
 
     # ------------------------------------------------------------------ subclass hooks
 
-    def offer_refused(self) -> str | None:
-        """The error text when an offer may not be accepted yet, else None."""
-        return None
+    async def before_offer(self) -> None:
+        """Called when an offer arrives, before it is applied."""
+
+    def trickles_candidates(self) -> bool:
+        """Whether to send the answer's candidates as ``ice-candidate`` messages too (a fault;
+        the service does not)."""
+        return False
 
     def attach_tracks(self, pc: RTCPeerConnection) -> None:
         """Add the outgoing tracks and take the incoming ones, between offer and answer."""
@@ -125,9 +142,6 @@ class SignalingSession:
 
     async def before_answer(self) -> None:
         """Sent just before the answer."""
-
-    async def after_answer(self) -> None:
-        """Sent just after the answer and its candidates."""
 
     async def on_control(self, message: ClientMessage) -> None:
         """A ``prompt`` or ``set_image`` message."""
@@ -179,7 +193,7 @@ class SignalingSession:
         try:
             if isinstance(message, OfferMessage):
                 await self._on_offer(message)
-            elif isinstance(message, IceCandidateMessage):
+            elif isinstance(message, (IceCandidateMessage, EndOfCandidatesMessage)):
                 await self._on_candidate(message)
             else:
                 await self.on_control(message)
@@ -197,10 +211,7 @@ class SignalingSession:
                 "open a new session to renegotiate"
             )
             return
-        refusal = self.offer_refused()
-        if refusal is not None:
-            await self.channel.send_error(refusal)
-            return
+        await self.before_offer()
         link = PeerLink(self._bind_host, self._peer_connection_ended)
         try:
             answer = await link.answer(message.sdp, self.attach_tracks)
@@ -217,17 +228,20 @@ class SignalingSession:
         self._early_candidates.clear()
         await self.before_answer()
         await self.channel.send(AnswerMessage(answer))
-        for local in link.answer_candidates():
-            await self.channel.send(IceCandidateMessage(local))
-        await self.after_answer()
+        if self.trickles_candidates():
+            for local in link.answer_candidates():
+                await self.channel.send(IceCandidateMessage(local))
         self.on_changed()
 
-    async def _on_candidate(self, message: IceCandidateMessage) -> None:
-        try:
-            candidate = parse_candidate(message.candidate)
-        except ValueError as exc:
-            await self.channel.send_error(f"invalid ICE candidate: {exc}")
-            return
+    async def _on_candidate(self, message: IceCandidateMessage | EndOfCandidatesMessage) -> None:
+        if isinstance(message, EndOfCandidatesMessage):
+            candidate = None
+        else:
+            try:
+                candidate = parse_candidate(message.candidate)
+            except ValueError as exc:
+                await self.channel.send_error(f"invalid ICE candidate: {exc}")
+                return
         if candidate is not None:
             self.candidates_received += 1
         if self.link is None:

@@ -70,7 +70,7 @@ def test_demo_records_both_styles_and_reports(tmp_path: pathlib.Path) -> None:
     frames = video_frames(output, keep=in_a_span)
     assert len(frames) == recorded
     assert frames[-1][0] == pytest.approx(SECONDS, abs=0.5)
-    assert next(p for _, p in frames if p is not None).shape == (624, 1088, 3)
+    assert next(p for _, p in frames if p is not None).shape == (720, 1280, 3)
     sketch = style_stats(frames, SKETCH_SPAN)
     neon = style_stats(frames, NEON_SPAN)
     # Pencil on white paper is bright and grey; neon is a dark scene with coloured glows.

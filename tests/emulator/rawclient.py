@@ -250,12 +250,14 @@ class RawClient:
         viewer: bool = False,
         codec: str | None = None,
         trickle: bool = True,
+        browser: bool = False,
     ) -> dict[str, Any]:
-        """Make the offer, send it, apply the answer; returns the ``answer`` message."""
+        """Make the offer, send it, apply the answer; returns the ``answer`` message. With
+        ``browser``, the candidates are trickled as a browser's JS client sends them."""
         offer_sdp = self.media.run(self._make_offer(picture, viewer, codec))
         self.send({"type": "offer", "sdp": offer_sdp})
         if trickle:
-            self._send_own_candidates()
+            self._send_own_candidates(browser=browser)
         answer = self.expect("answer")
         self.media.run(self._apply_answer(answer["sdp"]))
         return answer
@@ -285,26 +287,31 @@ class RawClient:
             await pc.setLocalDescription(await pc.createOffer())
         return pc.localDescription.sdp  # type: ignore[no-any-return]
 
-    def _send_own_candidates(self) -> None:
+    def _send_own_candidates(self, *, browser: bool = False, unplaced: bool = False) -> None:
+        """Trickle the offer's candidates. ``browser``: as ``JSON.stringify`` of a browser's
+        ``RTCIceCandidate`` (with ``usernameFragment``), then the end-of-candidates ``null``.
+        ``unplaced``: with null ``sdpMid`` and ``sdpMLineIndex``."""
         assert self.pc is not None
         lines = self.pc.localDescription.sdp.splitlines()
-        mid, index = None, -1
+        mid, index, ufrag = None, -1, None
         for line in lines:
             if line.startswith("m="):
                 index += 1
             elif line.startswith("a=mid:"):
                 mid = line[len("a=mid:") :]
+            elif line.startswith("a=ice-ufrag:"):
+                ufrag = line[len("a=ice-ufrag:") :]
             elif line.startswith("a=candidate:"):
-                self.send(
-                    {
-                        "type": "ice-candidate",
-                        "candidate": {
-                            "candidate": line[2:],
-                            "sdpMid": mid or str(index),
-                            "sdpMLineIndex": index,
-                        },
-                    }
-                )
+                candidate: dict[str, Any] = {
+                    "candidate": line[2:],
+                    "sdpMid": None if unplaced else mid or str(index),
+                    "sdpMLineIndex": None if unplaced else index,
+                }
+                if browser:
+                    candidate["usernameFragment"] = ufrag
+                self.send({"type": "ice-candidate", "candidate": candidate})
+        if browser:
+            self.send({"type": "ice-candidate", "candidate": None})
 
     async def _apply_answer(self, sdp: str) -> None:
         assert self.pc is not None

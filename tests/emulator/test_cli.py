@@ -70,7 +70,7 @@ def test_the_command_serves_a_session_and_stops_on_ctrl_c(
     port = _free_port()
     proc = Process(
         "--port", str(port), "--api-key", "first-key", "--api-key", "second-key",
-        "--admin-token", "admin-secret", "--max-sessions", "3",
+        "--admin-token", "admin-secret", "--max-sessions", "3", "--max-sessions-per-key", "1",
     )  # fmt: skip
     process.append(proc)
     banner = proc.read_until("Ctrl-C")
@@ -87,11 +87,14 @@ def test_the_command_serves_a_session_and_stops_on_ctrl_c(
         assert client.set_prompt("cartoon")["success"]
         client.negotiate()
         frame = client.wait_frames(3)
-        assert (frame.width, frame.height) == (1088, 624)
+        assert (frame.width, frame.height) == (1280, 720)
+        with RawClient(url, media) as over_the_limit:  # the key's second session
+            assert over_the_limit.expect("error")["error"] == "Concurrent session limit reached."
+            assert over_the_limit.wait_closed().code == 1013
 
         proc.popen.send_signal(signal.SIGINT)
         assert proc.popen.wait(WAIT) == 0
-        assert client.expect("generation_ended")["reason"] == "server_shutdown"
+        assert client.expect("generation_ended")["reason"] == "disconnect"
         assert client.wait_closed().code == 1001
     assert "emulator stopped" in proc.read_until("emulator stopped")
 
@@ -117,5 +120,6 @@ def test_arguments_and_defaults() -> None:
         None,
         None,
     )
-    args = parser.parse_args(["--max-sessions", "-1"])
-    assert cli.run(args) == 2
+    assert args.max_sessions_per_key is None
+    for flag in ("--max-sessions", "--max-sessions-per-key"):
+        assert cli.run(parser.parse_args([flag, "-1"])) == 2

@@ -138,6 +138,12 @@ def test_end_session_sends_generation_ended_with_the_reason(
     emulator.wait_for(lambda emu: emu.sessions() == [], timeout=10)
 
 
+def test_end_session_takes_only_the_documented_reasons(emulator: Emulator) -> None:
+    with pytest.raises(ValueError, match="reason must be one of disconnect, timeout"):
+        emulator.end_session("server_shutdown")
+    assert _admin(emulator, "faults/end-session", {"reason": "bored"})[0] == 400
+
+
 def test_restart_drops_every_session_and_listens_on_the_same_port(
     emulator: Emulator, connect: Connect
 ) -> None:
@@ -188,6 +194,7 @@ def test_the_admin_api_injects_faults(emulator: Emulator, connect: Connect) -> N
     assert _admin(emulator, "faults/freeze-video", {})[0] == 400
     assert _admin(emulator, "faults/drop-websocket", {"session_id": "nope"})[0] == 404
     assert _admin(emulator, "faults/withhold-acks", [1])[0] == 400
+    assert _admin(emulator, "faults/trickle-candidates", {"on": "yes"})[0] == 400
 
     assert _admin(emulator, "faults/reject-next", {"n": 1}) == (200, {"ok": True})
     rejected = connect()
@@ -198,6 +205,12 @@ def test_the_admin_api_injects_faults(emulator: Emulator, connect: Connect) -> N
         {"ok": True, "sessions": 1},
     )
     assert client.wait_closed().code is None
+
+    assert _admin(emulator, "faults/trickle-candidates", {}) == (200, {"ok": True})
+    trickled = connect()
+    trickled.set_prompt("candidates please")
+    trickled.negotiate()
+    assert trickled.expect("ice-candidate")["candidate"]["candidate"].startswith("candidate:")
     assert _admin(emulator, "faults/clear", {})[0] == 200
 
 

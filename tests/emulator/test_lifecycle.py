@@ -57,7 +57,7 @@ def test_stop_says_goodbye_to_every_session(media: MediaLoop) -> None:
         client.wait_frames(2)
         emulator.stop()
         ended = client.expect("generation_ended")
-        assert ended["reason"] == "server_shutdown"
+        assert ended["reason"] == "disconnect"
         assert client.wait_closed().code == 1001
 
 

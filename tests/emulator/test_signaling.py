@@ -1,5 +1,7 @@
 """The producer conversation: initial state, offer/answer, candidates, acks, generation events,
-and strict handling of anything malformed."""
+and strict handling of anything malformed. What Decart's official clients send is accepted
+silently: a browser's trickled candidates ending in ``null``, an old JS client's offer before any
+state; and the server sends neither ``ready`` nor ``ice-candidate`` (protocol section 2)."""
 
 from __future__ import annotations
 
@@ -44,20 +46,20 @@ def test_a_session_runs_from_prompt_to_generation_ticks(
     assert session["server_ip"] == "127.0.0.1"
     assert session["server_port"] == emulator.port
 
-    # The answer's candidates are trickled too, and offer the loopback address only.
-    candidate = client.expect("ice-candidate")["candidate"]
-    assert candidate["candidate"].startswith("candidate:")
-    assert isinstance(candidate["sdpMid"], str) and isinstance(candidate["sdpMLineIndex"], int)
-    for message in client.of_type("ice-candidate"):
-        address = message["candidate"]["candidate"].split()[4]
-        assert ipaddress.ip_address(address).is_loopback
+    # The answer's SDP carries the candidates, on the loopback address only.
+    candidates = [line for line in answer["sdp"].splitlines() if line.startswith("a=candidate:")]
+    assert candidates
+    for line in candidates:
+        assert ipaddress.ip_address(line.split()[4]).is_loopback
 
-    client.expect("ready")
     client.expect("generation_started")
     client.wait_frames(3)
     assert client.expect("generation_tick", 1)["seconds"] == 1
     assert client.expect("generation_tick", 2)["seconds"] == 2
     assert types.index("answer") < client.types().index("generation_started")
+    # Neither is sent: Decart's JS client answers `ready` with a second offer, and its Python
+    # client fails on a server `ice-candidate`.
+    assert client.of_type("ready") == client.of_type("ice-candidate") == []
     assert client.of_type("error") == []
 
     info = emulator.sessions()[0]
@@ -70,34 +72,73 @@ def test_a_session_runs_from_prompt_to_generation_ticks(
     emulator.wait_for(lambda emu: emu.sessions() == [], timeout=10)
 
 
-def test_an_offer_before_the_initial_state_is_refused_but_the_session_stays_usable(
+def test_a_browser_client_without_initial_state_gets_passthrough_then_its_prompt(
     emulator: Emulator, connect: Connect
 ) -> None:
+    # What @decartai/sdk <= 0.0.47 sends: the offer first, no state; its candidates trickled
+    # as RTCIceCandidate.toJSON() with usernameFragment, then null; the prompt once connected.
     client = connect()
-    client.send({"type": "offer", "sdp": "v=0\r\n"})
-    error = client.expect("error")
-    assert "initial state" in error["error"]
     assert emulator.sessions()[0].state == "waiting_state"
-
-    assert client.set_prompt("warm sunset")["success"] is True
-    assert emulator.sessions()[0].state == "negotiating"
-    client.negotiate()
+    client.negotiate(browser=True)
     client.expect("session_id")
+    client.wait_frames(3)
+    info = emulator.sessions()[0]
+    assert (info.prompt, info.has_image, info.effect) == (None, False, "passthrough")
+    assert info.candidates_received >= 1
+    assert client.set_prompt("noir")["success"] is True
+    assert emulator.sessions()[0].effect == "noir"
+    client.expect("generation_tick")
+    assert client.of_type("error") == client.of_type("ready") == []
+    assert client.of_type("ice-candidate") == []
     assert client.closed is None
 
 
-def test_a_failed_initial_state_keeps_the_offer_gated(connect: Connect) -> None:
+def test_candidates_without_mid_or_line_index_are_accepted(
+    emulator: Emulator, connect: Connect
+) -> None:
+    client = connect()
+    client.set_prompt("sepia")
+    offer_sdp = client.media.run(client._make_offer(None, False, None))
+    client.send({"type": "offer", "sdp": offer_sdp})
+    client._send_own_candidates(browser=True, unplaced=True)
+    client.media.run(client._apply_answer(client.expect("answer")["sdp"]))
+    client.wait_frames(2)
+    assert client.of_type("error") == []
+    assert emulator.sessions()[0].candidates_received >= 1
+
+
+def test_an_offer_after_a_failed_initial_state_means_passthrough(
+    emulator: Emulator, connect: Connect
+) -> None:
     client = connect()
     ack = client.set_prompt("   ")
     assert ack["success"] is False and ack["prompt"] == "   "
     assert "empty or blank" in ack["error"]
-    client.send({"type": "offer", "sdp": "v=0\r\n"})
-    assert "initial state" in client.expect("error")["error"]
+    assert client.set_image("not base64 at all!")["success"] is False
+    client.negotiate()
+    client.wait_frames(2)
+    assert emulator.sessions()[0].effect == "passthrough"
+    assert client.of_type("error") == []
 
-    ack = client.set_image("not base64 at all!")
-    assert ack["success"] is False
-    client.send({"type": "offer", "sdp": "v=0\r\n"})
-    assert "initial state" in client.expect("error", 2)["error"]
+
+def test_the_trickle_fault_sends_the_answer_candidates_as_messages(
+    emulator: Emulator, connect: Connect
+) -> None:
+    emulator.trickle_candidates()
+    client = connect()
+    client.set_prompt("blur")
+    client.negotiate()
+    candidate = client.expect("ice-candidate")["candidate"]
+    assert candidate["candidate"].startswith("candidate:")
+    assert isinstance(candidate["sdpMid"], str) and isinstance(candidate["sdpMLineIndex"], int)
+    client.wait_frames(2)
+
+    emulator.clear_faults()
+    quiet = connect()
+    quiet.set_prompt("blur")
+    quiet.negotiate()
+    quiet.wait_frames(2)
+    assert quiet.of_type("ice-candidate") == []
 
 
 def test_passthrough_initial_state_is_accepted(emulator: Emulator, connect: Connect) -> None:
@@ -199,7 +240,8 @@ def test_an_oversized_message_closes_the_websocket_with_1009(
         (json.dumps({"type": "set_image", "image_data": 12}), "image_data"),
         (json.dumps({"type": "set_image", "image_data": None, "prompt": 3}), "'prompt'"),
         (json.dumps({"type": "offer", "sdp": None}), "sdp"),
-        (json.dumps({"type": "ice-candidate", "candidate": "x"}), "candidate"),
+        (json.dumps({"type": "ice-candidate", "candidate": "x"}), "an object or null"),
+        (json.dumps({"type": "ice-candidate"}), "missing field 'candidate'"),
         (
             json.dumps(
                 {

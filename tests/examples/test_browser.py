@@ -156,7 +156,7 @@ def test_the_page_shows_the_live_effect_and_the_prompt_form_changes_it(
     natural = chromium.execute_script(
         "return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image()
     )
-    assert natural == [1088, 624]
+    assert natural == [1280, 720]
 
     # 1. The picture moves: a later screenshot differs from the first one.
     first = picture()

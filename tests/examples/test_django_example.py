@@ -74,7 +74,7 @@ def test_wsgi_the_video_is_a_plain_iterator_of_jpegs_until_the_visitor_leaves(
     assert response["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
     assert response.streaming and not response.is_async  # what a WSGI server can send
     first, second = two_jpegs(iter(response.streaming_content))
-    assert decode_image(first).shape == decode_image(second).shape == (624, 1088, 3)
+    assert decode_image(first).shape == decode_image(second).shape == (720, 1280, 3)
     assert first != second
 
     broadcaster = stream.broadcaster()
@@ -164,7 +164,7 @@ def test_asgi_the_video_is_an_async_iterator_of_jpegs() -> None:
         return jpeg_parts(received)[:2]
 
     first, second = asyncio.run(watch())
-    assert decode_image(first).shape == (624, 1088, 3) and first != second
+    assert decode_image(first).shape == (720, 1280, 3) and first != second
 
 
 def test_asgi_a_visitor_who_disconnects_is_detached() -> None:
@@ -256,7 +256,7 @@ def test_the_one_command_runserver_serves_the_project() -> None:
         with requests.get(url + "video.mjpg", stream=True, timeout=30) as video:
             assert video.headers["Content-Type"].startswith("multipart/x-mixed-replace")
             first, second = two_jpegs(video.iter_content(64 * 1024))
-        assert decode_image(first).shape == (624, 1088, 3) and first != second
+        assert decode_image(first).shape == (720, 1280, 3) and first != second
         status = requests.get(url + "api/status", timeout=10).json()
         assert status["state"] == "generating" and status["session_id"]
     finally:

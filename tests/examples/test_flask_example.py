@@ -73,8 +73,8 @@ def test_the_video_streams_jpegs_until_the_visitor_leaves(
     while len(jpeg_parts(received)) < 2:
         received += next(chunks)
     first, second = jpeg_parts(received)[:2]
-    assert decode_image(first).shape == (624, 1088, 3)  # the model's size
-    assert decode_image(second).shape == (624, 1088, 3)
+    assert decode_image(first).shape == (720, 1280, 3)  # the model's size
+    assert decode_image(second).shape == (720, 1280, 3)
     assert first != second  # two different frames, not one repeated
 
     broadcaster = live(app).broadcaster()

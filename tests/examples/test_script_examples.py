@@ -52,7 +52,7 @@ def test_opencv_loop_writes_frames_when_there_is_no_display(tmp_path: pathlib.Pa
     assert frames >= 10
     files = sorted(out.glob("frame_*.jpg"))
     assert 1 <= len(files) == written  # one a second
-    assert decode_image(files[0].read_bytes()).shape == (624, 1088, 3)
+    assert decode_image(files[0].read_bytes()).shape == (720, 1280, 3)
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_subscribe_viewer_watches_a_producer_it_starts() -> None:
     result = run_example("subscribe_viewer.py", ["--seconds", "2"])
     assert result.returncode == 0, result.stderr
     assert re.search(r"producer: session \w+, prompt 'neon'", result.stdout)
-    assert "viewer: first frame, 1088x624" in result.stdout
+    assert "viewer: first frame, 1280x720" in result.stdout
     assert number(r"viewer received (\d+) frames", result.stdout) >= 10
 
 

@@ -19,6 +19,7 @@ from decart_sync import (
     SessionClosedError,
     TokenCreateError,
 )
+from decart_sync._redact import redact
 
 SECRET = "sk-live-very-secret-key-123"
 
@@ -139,6 +140,33 @@ def test_token_request_follows_the_rest_contract(client: DecartClient, server: T
         "metadata": {"user": "u1"},
         "constraints": {"realtime": {"maxSessionDuration": 120}},
     }
+
+
+def test_the_token_response_carries_the_jwt_form_never_shown(
+    client: DecartClient, server: TokenServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJlLW9mLXRoZS10b2tlbg"
+    server.reply = {
+        "apiKey": "ek_shortlived_abcdef",
+        "token": jwt,
+        "expiresAt": "2026-11-24T12:00:00Z",
+        "permissions": {"origins": ["https://app.example"]},
+    }
+    token = client.tokens.create(allowed_origins=["https://app.example"])
+    assert token.token == jwt
+    assert token.permissions == {"origins": ["https://app.example"]}
+    assert jwt not in repr(token) and "ek_shortlived" not in repr(token)
+    # Registered as a secret: redacted wherever it would be logged.
+    assert redact(f"token {jwt} in a message") == "token *** in a message"
+    assert jwt not in caplog.text
+
+
+def test_a_response_without_the_jwt_or_permissions_still_parses(
+    client: DecartClient, server: TokenServer
+) -> None:
+    token = client.tokens.create()
+    assert (token.token, token.permissions, token.constraints) == (None, None, None)
 
 
 def test_token_request_sends_only_fields_set(client: DecartClient, server: TokenServer) -> None:

@@ -128,14 +128,36 @@ def test_messages_round_trip(prompt: str, enhance: bool, image: str | None) -> N
         p.PromptMessage(prompt, enhance),
         p.SetImageMessage(image, prompt, enhance),
         p.IceCandidateMessage(p.IceCandidate("candidate:1 1 udp 1 127.0.0.1 9 typ host", 0, "0")),
+        p.EndOfCandidatesMessage(),
     ):
         assert p.parse_client_message(msg.to_json()) == msg
+
+
+def test_a_browsers_trickled_candidates_parse() -> None:
+    # JSON.stringify(RTCIceCandidate): usernameFragment besides, mid and index possibly null,
+    # and null for the end of candidates.
+    line = (
+        "candidate:1 1 udp 2122262783 127.0.0.2 45678 typ host generation 0 ufrag Ab network-id 1"
+    )
+    browser = {"candidate": line, "sdpMid": "0", "sdpMLineIndex": 0, "usernameFragment": "Ab"}
+    message = p.parse_client_message(json.dumps({"type": "ice-candidate", "candidate": browser}))
+    assert message == p.IceCandidateMessage(p.IceCandidate(line, 0, "0"))
+    unplaced = {**browser, "sdpMid": None, "sdpMLineIndex": None}
+    message = p.parse_client_message(json.dumps({"type": "ice-candidate", "candidate": unplaced}))
+    assert message == p.IceCandidateMessage(p.IceCandidate(line, None, None))
+    end = p.parse_client_message('{"type": "ice-candidate", "candidate": null}')
+    assert isinstance(end, p.EndOfCandidatesMessage)
+    assert json.loads(end.to_json()) == {"type": "ice-candidate", "candidate": None}
+    for bad in ({**browser, "sdpMLineIndex": "0"}, {"candidate": line, "sdpMid": "0"}):
+        with pytest.raises(p.ProtocolViolation, match="sdpMLineIndex"):
+            p.parse_client_message(json.dumps({"type": "ice-candidate", "candidate": bad}))
 
 
 @pytest.mark.parametrize(
     ("text", "kind", "permanent"),
     [
         (p.CAPACITY_ERROR, ServerAtCapacityError, False),
+        (p.CONCURRENCY_LIMIT_ERROR, ServerAtCapacityError, False),
         ("insufficient_credits", InsufficientCreditsError, False),
         ("Invalid API key", InvalidAPIKeyError, True),
         ("Permission denied: model 'x' is not allowed", InvalidAPIKeyError, True),

@@ -19,27 +19,45 @@ from decart_sync import (
     models,
 )
 
+FAST = ("fast",)
+
 
 @pytest.mark.parametrize(
-    ("name", "fps", "width", "height"),
+    ("name", "fps", "width", "height", "speeds"),
     [
-        ("lucy-2.1", 30, 1088, 624),
-        ("lucy-2.1-vton", 30, 1088, 624),
-        ("lucy-restyle-2", 30, 1280, 704),
-        ("lucy-2", 20, 1280, 704),
-        ("lucy-latest", 30, 1088, 624),
-        ("lucy-restyle-latest", 30, 1280, 704),
+        ("lucy-2.1", 30, 1280, 720, ()),
+        ("lucy-2.5", 30, 1280, 720, FAST),
+        ("lucy-2.6", 30, 1280, 720, FAST),
+        ("lucy-latest", 30, 1280, 720, FAST),
+        ("lucy-vton-3.5", 30, 1280, 720, FAST),
+        ("lucy-vton-3.6", 30, 1280, 720, FAST),
+        ("lucy-vton-latest", 30, 1280, 720, FAST),
+        ("lucy-restyle-2", 30, 1280, 704, ()),
+        ("lucy-restyle-latest", 30, 1280, 704, ()),
     ],
 )
-def test_registry_matches_protocol(name: str, fps: int, width: int, height: int) -> None:
+def test_registry_matches_protocol(
+    name: str, fps: int, width: int, height: int, speeds: tuple[str, ...]
+) -> None:
     model = models.realtime(name)
-    assert (model.name, model.url_path, model.fps, model.width, model.height) == (
+    assert (model.name, model.url_path, model.fps, model.width, model.height, model.speeds) == (
         name,
         "/v1/stream",
         fps,
         width,
         height,
+        speeds,
     )
+
+
+def test_the_registry_lists_exactly_the_current_models() -> None:
+    assert len(models.realtime_model_names()) == 9
+
+
+@pytest.mark.parametrize("retired", ["lucy-2", "lucy-2.1-vton", "mirage_v2"])
+def test_retired_model_names_are_not_found(retired: str) -> None:
+    with pytest.raises(ModelNotFoundError, match=retired):
+        models.realtime(retired)
 
 
 def test_unknown_model_names_the_known_ones() -> None:
@@ -58,6 +76,9 @@ def test_custom_model_definition_by_hand() -> None:
         ModelDefinition("m", "/v1/stream", 0, 640, 352)
     with pytest.raises(InvalidInputError, match="url_path"):
         ModelDefinition("m", "v1/stream", 30, 640, 352)
+    assert ModelDefinition("m", "/v1/stream", 30, 640, 352, ("fast",)).speeds == ("fast",)
+    with pytest.raises(InvalidInputError, match="speeds"):
+        ModelDefinition("m", "/v1/stream", 30, 640, 352, "fast")  # type: ignore[arg-type]
 
 
 def test_prompt_validates_text() -> None:

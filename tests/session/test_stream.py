@@ -20,14 +20,14 @@ from decart_sync.realtime.frames import FrameInfo
 def test_frames_come_at_the_model_size_in_every_access_style(client: DecartClient) -> None:
     with client.realtime.connect(SMALL_LUCY, still_frames()) as session:
         ok, frame = session.read(timeout=10)
-        assert ok and frame.shape == (624, 1088, 3) and frame.dtype == np.uint8
-        assert session.get_frame(timeout=10).shape == (624, 1088, 3)
+        assert ok and frame.shape == (720, 1280, 3) and frame.dtype == np.uint8
+        assert session.get_frame(timeout=10).shape == (720, 1280, 3)
         assert session.latest() is not None
         newest = session.latest_info()
-        assert newest is not None and newest.frame.shape == (624, 1088, 3)
+        assert newest is not None and newest.frame.shape == (720, 1280, 3)
         assert 0 <= time.monotonic() - newest.received_at < 5
         with session.frames("rgb") as rgb:
-            assert rgb.get(timeout=10).shape == (624, 1088, 3)
+            assert rgb.get(timeout=10).shape == (720, 1280, 3)
         with session.frames("av") as raw:
             assert isinstance(raw.get(timeout=10), av.VideoFrame)
         infos = session.frame_infos()
@@ -142,7 +142,7 @@ def test_subscriber_sees_the_producer_and_cannot_change_it(
             assert viewer.is_connected()
             assert viewer.session_id == producer.session_id
             ok, seen = viewer.read(timeout=10)
-            assert ok and seen.shape == (624, 1088, 3)
+            assert ok and seen.shape == (720, 1280, 3)
             mine = producer.get_frame(timeout=10)
             assert abs(float(seen.mean()) - float(mine.mean())) < 12
             assert not hasattr(viewer, "set_prompt")

@@ -23,7 +23,7 @@ def test_a_client_token_opens_its_allowed_model_only(
         assert session.read(timeout=10)[0]
     finally:
         session.disconnect()
-    other = models.ModelDefinition("lucy-2", "/v1/stream", 20, 320, 176)
+    other = models.ModelDefinition("lucy-restyle-2", "/v1/stream", 30, 320, 176)
     with pytest.raises(InvalidAPIKeyError, match="not allowed"):
         RealtimeClient.connect(
             emulator.url, token.api_key, still_frames(), RealtimeConnectOptions(model=other)
@@ -37,5 +37,5 @@ def test_a_client_token_cannot_create_tokens(emulator: Emulator) -> None:
         pytest.raises(TokenCreateError) as info,
     ):
         limited.tokens.create()
-    assert info.value.status == 401
+    assert info.value.status == 403
     assert token.api_key not in str(info.value)

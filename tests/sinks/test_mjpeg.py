@@ -257,6 +257,6 @@ def test_a_live_session_streams_as_mjpeg() -> None:
         stream = broadcaster.viewer()
         images = [decode_image(jpeg_of(next(stream))) for _ in range(3)]
         stream.close()  # type: ignore[attr-defined]
-        assert all(image.shape == (624, 1088, 3) for image in images)
+        assert all(image.shape == (720, 1280, 3) for image in images)
         assert not np.array_equal(images[0], images[2])  # the picture moves
         wait_until(lambda: not broadcaster.encoding)

@@ -144,7 +144,7 @@ def test_session_recorder_writes_a_playable_file_as_long_as_the_session(
     wait_until(lambda: not thread_alive("decart-recorder"), what="the recorder thread to end")
     assert recorder.stop() is result  # idempotent
     decoded, size, duration = decode_video(result.path)
-    assert size == (1088, 624)  # the emulator answers at the model's own size
+    assert size == (1280, 720)  # the emulator answers at the model's own size
     assert len(decoded) == result.frames >= 45
     assert result.error is None
     # Real timestamps: the file lasts as long as the recording did (30 fps nominal or not).

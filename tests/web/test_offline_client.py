@@ -39,7 +39,7 @@ def test_without_a_key_the_client_talks_to_an_emulator_in_this_process() -> None
         assert host_and_port(client.base_url) == (host, port)
         with client.realtime.connect("lucy-2.1", test_pattern(), prompt="sketch", timeout=30) as s:
             ok, frame = s.read(timeout=30)
-            assert ok and frame is not None and frame.shape == (624, 1088, 3)
+            assert ok and frame is not None and frame.shape == (720, 1280, 3)
         assert client.tokens.create(expires_in=60).api_key.startswith("ek_")
 
     # Closing the client stopped its emulator: nothing listens there any more.
