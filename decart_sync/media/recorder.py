@@ -274,11 +274,15 @@ class _Pump:
                     break
                 recorder.write(info.frame, at=info.received_at)
             else:
-                # Asked to stop: what was already received still belongs in the file.
+                # Asked to stop: what was already received still belongs in the file, and
+                # nothing newer, or a stream faster than the encoder would never let it end.
+                stopped_at = time.monotonic()
                 while True:
                     try:
                         info = consumer.get_info(0)
                     except (DecartTimeoutError, SessionClosedError):
+                        break
+                    if info.received_at > stopped_at:
                         break
                     recorder.write(info.frame, at=info.received_at)
         except Exception as error:

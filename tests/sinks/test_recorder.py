@@ -100,6 +100,33 @@ def test_stop_still_writes_what_was_already_received(tmp_path: pathlib.Path) -> 
     assert len(decode_video(result.path)[0]) == 20
 
 
+def test_stop_returns_while_the_stream_outpaces_the_encoder(tmp_path: pathlib.Path) -> None:
+    """Frames keep arriving faster than they are encoded; stop() records those received before
+    it and returns, rather than chasing a stream it can never catch up with."""
+    session = HubSession()
+    big = av.VideoFrame.from_ndarray(
+        np.random.default_rng(1).integers(0, 255, (720, 1280, 3), np.uint8), format="bgr24"
+    )
+    returned = threading.Event()
+
+    def flood() -> None:
+        deadline = time.monotonic() + 120
+        while not returned.is_set() and time.monotonic() < deadline:
+            session.publish(big)
+
+    recorder = SessionRecorder(session, tmp_path / "r.mp4", backlog=30).start()
+    flooder = threading.Thread(target=flood, name="test-flood")
+    flooder.start()
+    try:
+        wait_until(lambda: recorder.frames_written >= 3, what="a few frames written")
+        result = recorder.stop(timeout=60)  # raises DecartTimeoutError if it never finishes
+    finally:
+        returned.set()
+        flooder.join(10)
+    assert result.frames >= 3 and result.error is None
+    assert result.frames_dropped > 0  # the encoder really was behind
+
+
 def test_a_failed_stream_keeps_what_came_before(tmp_path: pathlib.Path) -> None:
     session = HubSession()
     recorder = SessionRecorder(session, tmp_path / "r.mp4").start()
