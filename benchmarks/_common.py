@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -138,9 +139,29 @@ def write_json(path: Path | None, figures: dict[str, Any]) -> None:
         path.write_text(json.dumps(figures, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-def goal(name: str, met: bool, measured: str, target: str) -> dict[str, Any]:
-    """One goal of the issue, as every script reports it (in the JSON and the table)."""
-    return {"goal": name, "met": met, "measured": measured, "target": target}
+NO_SAMPLES = "no samples"
+
+
+def goal(
+    name: str, value: float | None, passes: Callable[[float], bool], shown: str, target: str
+) -> dict[str, Any]:
+    """One goal of the issue, as every script reports it (in the JSON and the table).
+
+    ``shown`` is a format string for ``value`` (``"{:.1f} MB"``). A figure that could not be
+    measured (None or NaN: one side collected no samples) is reported as such, and missed."""
+    if value is None or math.isnan(value):
+        return {"goal": name, "met": False, "measured": NO_SAMPLES, "target": target}
+    return {"goal": name, "met": passes(value), "measured": shown.format(value), "target": target}
+
+
+def difference(a: float | int | None, b: float | int | None, digits: int = 3) -> float | None:
+    """``a - b``, or None when either figure is missing."""
+    return None if a is None or b is None else round(a - b, digits)
+
+
+def signed(value: float | None, digits: int = 2) -> str:
+    """A difference for a table or a summary line; the no-samples word when there is none."""
+    return NO_SAMPLES if value is None else f"{value:+.{digits}f}"
 
 
 def print_goals(goals: Sequence[dict[str, Any]]) -> None:

@@ -183,26 +183,31 @@ def main(argv: list[str] | None = None) -> int:
     raw, sdk = clients["raw"], clients["sdk"]
     ratio = sdk["fps"] / raw["fps"] if raw["fps"] else 0.0
     added = {
-        f"p{p}": round(sdk["decode_to_bgr_ms"][f"p{p}"] - raw["decode_to_bgr_ms"][f"p{p}"], 3)
+        f"p{p}": _common.difference(
+            sdk["decode_to_bgr_ms"][f"p{p}"], raw["decode_to_bgr_ms"][f"p{p}"]
+        )
         for p in _common.PERCENTILES
     }
     goals = [
         _common.goal(
             "fps ratio sdk/raw",
-            ratio >= FPS_RATIO_GOAL,
-            f"{ratio * 100:.1f} %",
+            ratio if raw["fps"] and sdk["fps"] else None,
+            lambda r: r >= FPS_RATIO_GOAL,
+            "{:.1%}",
             f">= {FPS_RATIO_GOAL * 100:.0f} %",
         ),
         _common.goal(
             "added latency p50",
-            added["p50"] < ADDED_P50_GOAL_MS,
-            f"{added['p50']:.3f} ms",
+            added["p50"],
+            lambda v: v < ADDED_P50_GOAL_MS,
+            "{:.3f} ms",
             f"< {ADDED_P50_GOAL_MS:g} ms",
         ),
         _common.goal(
             "added latency p99",
-            added["p99"] < ADDED_P99_GOAL_MS,
-            f"{added['p99']:.3f} ms",
+            added["p99"],
+            lambda v: v < ADDED_P99_GOAL_MS,
+            "{:.3f} ms",
             f"< {ADDED_P99_GOAL_MS:g} ms",
         ),
     ]
@@ -221,7 +226,14 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
     rows.append(
-        ["sdk - raw", "", f"{ratio * 100:.1f} %", *(f"{added[k]:+.3f}" for k in added), "", ""]
+        [
+            "sdk - raw",
+            "",
+            f"{ratio * 100:.1f} %",
+            *(_common.signed(added[k], 3) for k in added),
+            "",
+            "",
+        ]
     )
     _common.print_table(
         ["client", "frames", "fps", "p50 ms", "p95 ms", "p99 ms", "mean ms", "cpu/s"], rows
@@ -233,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     _common.print_goals(goals)
     line = (
         f"overhead: {model.name} fps sdk/raw {ratio * 100:.1f}%, added latency "
-        f"p50 {added['p50']:+.2f} ms p99 {added['p99']:+.2f} ms "
+        f"p50 {_common.signed(added['p50'])} ms p99 {_common.signed(added['p99'])} ms "
         f"({'all goals met' if all(g['met'] for g in goals) else 'goal missed'})"
     )
     _common.write_json(

@@ -337,14 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     goals = [
         _common.goal(
             "SDK threads per session",
-            threads_added <= THREADS_GOAL,
-            f"{threads_added:.2f}",
+            threads_added,
+            lambda v: v <= THREADS_GOAL,
+            "{:.2f}",
             f"<= {THREADS_GOAL:g}",
         ),
         _common.goal(
             "memory per 640x352 session",
-            memory < MEMORY_GOAL_MB,
-            f"{memory:.1f} MB",
+            memory,
+            lambda v: v < MEMORY_GOAL_MB,
+            "{:.1f} MB",
             f"< {MEMORY_GOAL_MB:g} MB",
         ),
     ]

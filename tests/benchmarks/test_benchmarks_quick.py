@@ -111,3 +111,29 @@ def test_quick_run_succeeds_and_reports(script: Script, runs: dict[str, Run]) ->
         assert not missing, f"{script.name} JSON lacks {missing}"
         if "summary" in script.keys:
             assert run.figures["summary"] == lines[-1]
+
+
+def test_a_side_without_samples_is_reported_not_a_crash(tmp_path: Path) -> None:
+    """A window too short for any frame: the figures say so, and the script still ends well."""
+    json_path = tmp_path / "overhead.json"
+    process = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "overhead.py"),
+            "--quick",
+            "--duration",
+            "0.000001",
+            "--json",
+            str(json_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "no samples" in process.stdout
+    figures = json.loads(json_path.read_text(encoding="utf-8"))
+    latency_goals = [g for g in figures["goals"] if g["goal"].startswith("added latency")]
+    assert latency_goals and all(g["measured"] == "no samples" for g in latency_goals)
+    assert not any(g["met"] for g in latency_goals)
