@@ -14,6 +14,7 @@ import requests
 
 from decart_sync._protocol import TOKENS_PATH, ProtocolViolation, parse_json
 from decart_sync._redact import get_logger, mask, redact, register_secret
+from decart_sync._timeouts import limit_timeout
 from decart_sync.errors import InvalidInputError, TokenCreateError
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class TokensClient:
                 url,
                 json=body,
                 headers={"X-API-KEY": client.api_key, "User-Agent": client.user_agent},
-                timeout=timeout if timeout is not None else client.timeout,
+                timeout=limit_timeout(timeout, client.timeout),
             )
         except requests.Timeout:
             raise TokenCreateError(f"token request to {url} timed out") from None
