@@ -68,9 +68,8 @@ def test_a_track_is_paced_and_stamped(executor: concurrent.futures.Executor) -> 
     assert all(f.time_base == fractions.Fraction(1, 90000) for f in frames)
     steps = pts_steps(frames)
     assert all(step >= 1800 for step in steps), steps  # never faster than 50 fps
-    # A pattern is always ready, so frames go out at the rate: on a busy machine a frame can be
-    # late, but most are one step apart.
-    assert steps.count(1800) >= len(steps) * 0.8, steps
+    # Stamped with when each frame went out: the stamps span no more time than it took, give
+    # or take the pacer's tolerance (a busy machine sends some late, which the stamps show).
     nominal = (count - 1) / fps
-    assert nominal * 0.9 <= elapsed <= nominal + 2.0
+    assert nominal * 0.9 <= sum(steps) / 90_000 <= elapsed + 1 / fps
     assert source.frames_sent == count

@@ -68,7 +68,7 @@ def test_real_time_playback_keeps_the_files_speed(
 
     frames, elapsed = run(receive())
     assert_close_levels([level_of(f) for f in frames], [lv for lv in LEVELS for _ in (0, 1)])
-    assert 0.3 <= elapsed <= 2.5  # the file lasts 0.4 s
+    assert elapsed >= 0.3  # the file lasts 0.4 s: played at its speed, never faster
     assert min(pts_steps(frames)) == 1800
     source.close()
 

@@ -603,4 +603,6 @@ def test_ctrl_c_interrupts_a_blocked_read_promptly(how: str) -> None:
         child.wait()
     assert child.returncode == 42, err
     assert "KeyboardInterrupt; consumer still usable" in out
-    assert elapsed < 2.0
+    # The child's get() has no timeout: only the interrupt can have ended it (communicate()
+    # above gives up after DEADLINE), however busy the machine is.
+    assert elapsed < DEADLINE
