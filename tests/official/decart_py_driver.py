@@ -1,7 +1,7 @@
 """Drive Decart's official Python client (``decart`` 0.0.40, unmodified) against an emulator.
 
-Run by ``test_decart_python.py`` with the side venv's interpreter (``_side_venv.py``), never
-imported by our code. Usage::
+Run by ``test_decart_python.py`` with the side venv's interpreter (``_official_clients.py``),
+never imported by our code. Usage::
 
     python decart_py_driver.py REALTIME_URL REST_URL API_KEY ADMIN_TOKEN [connect-only]
 

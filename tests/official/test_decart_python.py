@@ -1,8 +1,8 @@
 """Decart's official Python client ``decart`` 0.0.40, unmodified, against the emulator.
 
-It runs in a subprocess from a side venv (``_side_venv.py``) and goes through what an integrator
-does (``decart_py_driver.py``); the emulator runs here, on 127.0.0.1. Where the official client
-and our tests disagree, the client is right: it worked against Decart's service.
+It runs in a subprocess from a side venv (``_official_clients.py``) and goes through what an
+integrator does (``decart_py_driver.py``); the emulator runs here, on 127.0.0.1. Where the
+official client and our tests disagree, the client is right: it worked against Decart's service.
 
 Without the side venv (no package registry) the tests skip, unless
 ``DECART_REQUIRE_OFFICIAL_CLIENTS=1`` (CI sets it): a CI that cannot run them must not pass.
@@ -18,7 +18,7 @@ import subprocess
 from typing import Any
 
 import pytest
-from _side_venv import DECART_PY_VERSION, SideVenvUnavailable, official_python
+from _official_clients import DECART_PY_VERSION, ClientUnavailable, official_python
 
 from decart_sync.emulator import Emulator
 
@@ -34,7 +34,7 @@ RUN_TIMEOUT = 240.0
 def official() -> pathlib.Path:
     try:
         return official_python(DECART_PY_VERSION)
-    except SideVenvUnavailable as exc:
+    except ClientUnavailable as exc:
         if os.environ.get("DECART_REQUIRE_OFFICIAL_CLIENTS") == "1":
             pytest.fail(f"DECART_REQUIRE_OFFICIAL_CLIENTS=1 but {exc}")
         pytest.skip(str(exc))
