@@ -159,6 +159,7 @@ def test_bad_source_and_options_are_invalid_input(client: DecartClient) -> None:
         client.realtime.connect(SMALL_LUCY, still_frames(), timeout=-1)
 
 
+@pytest.mark.slow
 def test_connect_disconnect_cycles_leave_threads_and_fds_as_they_were(
     emulator: Emulator, client: DecartClient
 ) -> None:
