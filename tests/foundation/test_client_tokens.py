@@ -222,3 +222,11 @@ def test_token_request_timeout_is_bounded(client: DecartClient, server: TokenSer
     with pytest.raises(TokenCreateError, match="timed out"):
         client.tokens.create(timeout=0.3)
     server.release.set()
+
+
+def test_a_response_nested_too_deep_is_a_token_error(
+    client: DecartClient, server: TokenServer
+) -> None:
+    server.reply = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError on it
+    with pytest.raises(TokenCreateError, match="not the expected JSON"):
+        client.tokens.create()
