@@ -1,11 +1,14 @@
-"""One realtime connection: a signaling WebSocket plus one aiortc peer connection.
+"""One realtime connection: the control WebSocket plus one media transport.
 
 Lives entirely on the loop thread. :meth:`Connection.open` walks the protocol's order (section 3
-for a producer, section 4 for a viewer) and returns once the peer connection is ``connected``;
-afterwards the connection reports what happens to a :class:`ConnectionListener` and carries
-control messages with their acknowledgements. A connection is used once: a reconnect makes a new
-one. This is the only module that knows the plain offer/answer transport, so another transport
-(LiveKit, protocol section 9) would be a sibling of it.
+for a producer, section 4 for a viewer) and returns once the media is connected; afterwards the
+connection reports what happens to a :class:`ConnectionListener` and carries control messages
+with their acknowledgements. A connection is used once: a reconnect makes a new one.
+
+The control channel is the same whatever carries the media: state changes and their
+acknowledgements, errors and generation events are handled here. The media is a
+:class:`MediaTransport` (``_webrtc.WebRTCMedia``: the legacy offer/answer peer connection), which
+runs its own part of the opening order and takes the messages that are its own.
 """
 
 from __future__ import annotations
@@ -19,21 +22,19 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import attrs
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
-from decart_sync import _ice, _protocol
+from decart_sync import _protocol
 from decart_sync._protocol import _Omitted
-from decart_sync._receivers import tune_receivers
 from decart_sync._redact import get_logger
 from decart_sync.errors import (
     DecartSDKError,
     DecartTimeoutError,
     InsufficientCreditsError,
     SessionClosedError,
-    SignalingError,
     WebRTCError,
 )
+from decart_sync.realtime._webrtc import WebRTCMedia
 from decart_sync.realtime.signaling import SignalingChannel
 
 if TYPE_CHECKING:
@@ -122,15 +123,26 @@ class ConnectionListener(Protocol):
     def on_lost(self, connection: Connection, error: DecartSDKError) -> None: ...
 
 
-def _prefer_codec(pc: RTCPeerConnection, codec: str) -> None:
-    """Put ``codec`` (with its retransmission companion) first in the video offer."""
-    wanted = f"video/{codec}".lower()
-    capabilities = RTCRtpSender.getCapabilities("video").codecs
-    preferred = [c for c in capabilities if c.mimeType.lower() == wanted]
-    preferred += [c for c in capabilities if c.mimeType.lower() == "video/rtx"]
-    for transceiver in pc.getTransceivers():
-        if transceiver.kind == "video":
-            transceiver.setCodecPreferences(preferred)
+class MediaTransport(Protocol):
+    """What carries one connection's video: set up during :meth:`Connection.open`, then
+    reporting through the connection's media methods (``media_connected``, ``deliver_frame``,
+    ``media_lost``)."""
+
+    @property
+    def name(self) -> str:
+        """``webrtc`` or ``livekit``."""
+
+    async def connect(self, initial: AckedState | None) -> None:
+        """Run this transport's part of the opening order (a producer's initial state included,
+        through :meth:`Connection.establish`), up to where it waits to be connected."""
+
+    def on_message(self, message: _protocol.ServerMessage) -> bool:
+        """Take a server message that belongs to this transport; False for any other."""
+
+    async def round_trip_time(self) -> float | None: ...
+
+    async def close(self) -> None:
+        """Release everything it opened. Idempotent; reports nothing."""
 
 
 def _ack_limit(message: StateMessage) -> float:
@@ -158,20 +170,13 @@ class Connection:
 
     def __init__(self, plan: ConnectionPlan, listener: ConnectionListener) -> None:
         self.role = plan.role
-        self._plan = plan
+        self.plan = plan
+        self.host = urlsplit(plan.url).hostname or ""
         self._listener = listener
-        host = urlsplit(plan.url).hostname or ""
-        self._loopback = _ice.is_loopback_host(host)
-        self._gather_on = [_ice.loopback_address_for(host)] if self._loopback else None
         self._signaling: SignalingChannel | None = None
-        self._pc: RTCPeerConnection | None = None
-        self._local_track: MediaStreamTrack | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        # Connect-phase waits; an `error` message or a drop fails whichever is pending.
+        # The connect phase's outcome; an `error` message or a drop fails it.
         self._opening: asyncio.Future[None] | None = None
-        self._answer: asyncio.Future[str] | None = None
-        self._remote_candidates: list[_protocol.IceCandidate] = []
-        self._remote_description_set = False
         # Acks: prompt acks are matched by prompt text; one set_image is outstanding at a time.
         self._prompt_acks: dict[str, collections.deque[_PendingAck]] = {}
         self._image_ack: _PendingAck | None = None
@@ -179,35 +184,27 @@ class Connection:
         self._ended = False
         self._server_error: DecartSDKError | None = None
         self.session_id: str | None = None
+        self._media: MediaTransport = WebRTCMedia(self)
+
+    @property
+    def transport(self) -> str:
+        return self._media.name
 
     # ------------------------------------------------------------------ opening
 
     async def open(self, initial: AckedState | None) -> None:
-        """Run the protocol until the peer connection is connected. The caller bounds the
-        total time (cancelling this coroutine closes everything it opened)."""
-        loop = asyncio.get_running_loop()
-        self._opening = loop.create_future()
+        """Run the protocol until the media is connected. The caller bounds the total time
+        (cancelling this coroutine closes everything it opened)."""
+        self._opening = self.new_waiter()
         try:
             self._signaling = await SignalingChannel.open(
-                self._plan.url,
+                self.plan.url,
                 timeout=30.0,
                 on_message=self._on_message,
                 on_closed=self._on_signaling_closed,
             )
-            if self.role == "producer":
-                first = (initial or AckedState()).initial_message()
-                limit = _ack_limit(first)
-                try:
-                    await asyncio.wait_for(self.request(first), limit)
-                except asyncio.TimeoutError as exc:
-                    if isinstance(exc, DecartSDKError):
-                        raise
-                    raise DecartTimeoutError(
-                        f"the server did not acknowledge the initial state within {limit:g}s"
-                    ) from None
-            self._pc = self._create_peer_connection()
-            await self._negotiate()
-            await self._race(self._opening)
+            await self._media.connect(initial)
+            await self.race(self._opening)
             self._open = True
         except BaseException as exc:
             if isinstance(exc, Exception):
@@ -219,59 +216,26 @@ class Connection:
                 raise self._server_error from None
             raise
 
-    def _create_peer_connection(self) -> RTCPeerConnection:
-        configuration = _ice.rtc_configuration(self._plan.ice_servers, loopback=self._loopback)
-        pc = RTCPeerConnection(configuration)
-        if self.role == "producer":
-            source, model = self._plan.source, self._plan.model
-            assert source is not None and model is not None
-            self._local_track = source.open_track(
-                width=model.width,
-                height=model.height,
-                fps=model.fps,
-                executor=self._plan.media_executor,
-                on_error=self._listener.on_source_error,
-            )
-            pc.addTrack(self._local_track)
-            if self._plan.video_codec is not None:
-                _prefer_codec(pc, self._plan.video_codec)
-        else:
-            pc.addTransceiver("video", direction="recvonly")
-            pc.addTransceiver("audio", direction="recvonly")
-        tune_receivers(pc)  # frames reach the user one interval sooner, decoded on one thread
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self._spawn(self._drain(track))
-
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            self._on_pc_state(pc.connectionState)
-
-        return pc
-
-    async def _negotiate(self) -> None:
-        assert self._pc is not None and self._signaling is not None
-        self._answer = asyncio.get_running_loop().create_future()
-        with _ice.host_addresses(self._gather_on):
-            await self._pc.setLocalDescription(await self._pc.createOffer())
-        offer_sdp = self._pc.localDescription.sdp
-        await self._signaling.send(_protocol.OfferMessage(offer_sdp))
-        for candidate in _ice.sdp_candidates(offer_sdp):
-            await self._signaling.send(_protocol.IceCandidateMessage(candidate))
-        sdp = await self._race(self._answer)
+    async def establish(self, initial: AckedState | None) -> None:
+        """Send a producer's initial state and wait for its acknowledgement, as long as the
+        protocol allows (section 7)."""
+        first = (initial or AckedState()).initial_message()
+        limit = _ack_limit(first)
         try:
-            with _ice.host_addresses(self._gather_on):
-                await self._pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            # aiortc reports an SDP it cannot use with whatever its parser tripped on.
-            raise SignalingError(f"the server's SDP answer is not usable: {exc}") from None
-        self._remote_description_set = True
-        for candidate in self._remote_candidates:
-            await self._add_candidate(candidate)
-        self._remote_candidates.clear()
+            await asyncio.wait_for(self.request(first), limit)
+        except asyncio.TimeoutError as exc:
+            if isinstance(exc, DecartSDKError):
+                raise
+            raise DecartTimeoutError(
+                f"the server did not acknowledge the initial state within {limit:g}s"
+            ) from None
 
-    async def _race(self, waiter: asyncio.Future[Any]) -> Any:
+    # ------------------------------------------------------------------ for the media
+
+    def new_waiter(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    async def race(self, waiter: asyncio.Future[Any]) -> Any:
         """Wait for ``waiter`` unless the connect fails first (error message, drop)."""
         assert self._opening is not None
         if waiter is self._opening:
@@ -282,30 +246,49 @@ class Connection:
         self._opening.result()  # raises the failure
         raise WebRTCError("connection ended while connecting")
 
-    async def _add_candidate(self, candidate: _protocol.IceCandidate) -> None:
-        assert self._pc is not None
-        try:
-            rtc = _ice.parse_candidate(candidate)
-        except ValueError:
-            _log.warning("ignoring malformed ICE candidate from server: %r", candidate.candidate)
+    async def send(self, message: _protocol.ClientMessage) -> None:
+        if self._signaling is None:
+            raise SessionClosedError("the connection is closed")
+        await self._signaling.send(message)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def open_source_track(self) -> MediaStreamTrack:
+        """A producer's input as a new track, at the model's size and rate."""
+        source, model = self.plan.source, self.plan.model
+        assert source is not None and model is not None
+        return source.open_track(
+            width=model.width,
+            height=model.height,
+            fps=model.fps,
+            executor=self.plan.media_executor,
+            on_error=self._listener.on_source_error,
+        )
+
+    def media_connected(self) -> None:
+        if self._ended:
             return
-        if rtc is not None:  # None: an end-of-candidates marker, which aiortc has no use for
-            await self._pc.addIceCandidate(rtc)
+        if self._opening is not None and not self._opening.done():
+            self._opening.set_result(None)
+        self._listener.on_connection_state(self, "connected")
+
+    def media_lost(self, error: DecartSDKError) -> None:
+        if not self._ended:
+            self._lose(error)
+
+    def deliver_frame(self, frame: Any) -> None:
+        if not self._ended:
+            self._listener.on_video_frame(self, frame)
 
     # ------------------------------------------------------------------ incoming
 
     def _on_message(self, message: _protocol.ServerMessage) -> None:
-        if self._ended:
+        if self._ended or self._media.on_message(message):
             return
-        if isinstance(message, _protocol.AnswerMessage):
-            if self._answer is not None and not self._answer.done():
-                self._answer.set_result(message.sdp)
-        elif isinstance(message, _protocol.IceCandidateMessage):
-            if self._remote_description_set:
-                self._spawn(self._add_candidate(message.candidate))
-            else:
-                self._remote_candidates.append(message.candidate)
-        elif isinstance(message, _protocol.SessionIdMessage):
+        if isinstance(message, _protocol.SessionIdMessage):
             self.session_id = message.session_id
             self._listener.on_session_id(self, message)
         elif isinstance(message, _protocol.PromptAckMessage):
@@ -347,16 +330,6 @@ class Connection:
             self._server_error or error or WebRTCError("the server closed the signaling connection")
         )
 
-    def _on_pc_state(self, state: str) -> None:
-        if self._ended:
-            return
-        if state == "connected":
-            if self._opening is not None and not self._opening.done():
-                self._opening.set_result(None)
-            self._listener.on_connection_state(self, "connected")
-        elif state in ("failed", "closed"):
-            self._lose(WebRTCError(f"peer connection {state}"))
-
     def _lose(self, error: DecartSDKError) -> None:
         """The connection ended without being asked to."""
         if self._ended:
@@ -378,22 +351,6 @@ class Connection:
         for request in pending:
             if not request.waiter.done():
                 request.waiter.set_exception(error)
-
-    async def _drain(self, track: MediaStreamTrack) -> None:
-        # Always read the remote track: aiortc queues decoded frames without bound otherwise.
-        video = track.kind == "video"
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if video and not self._ended:
-                self._listener.on_video_frame(self, frame)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ control
 
@@ -440,15 +397,8 @@ class Connection:
         pending.waiter.cancel()
 
     async def round_trip_time(self) -> float | None:
-        """Seconds, from the peer connection's RTCP reports; None until one arrives."""
-        if self._pc is None:
-            return None
-        report = await self._pc.getStats()
-        for stats in report.values():
-            rtt = getattr(stats, "roundTripTime", None)
-            if getattr(stats, "type", "") == "remote-inbound-rtp" and rtt is not None:
-                return float(rtt)
-        return None
+        """Seconds, as the media transport measures it; None until it knows."""
+        return await self._media.round_trip_time()
 
     # ------------------------------------------------------------------ closing
 
@@ -461,13 +411,7 @@ class Connection:
                 self._opening.exception()  # consumed: the failure already reached the caller
             else:
                 self._opening.cancel()
-        if self._answer is not None and not self._answer.done():
-            self._answer.cancel()
-        pc, self._pc = self._pc, None
-        if pc is not None:
-            await pc.close()
-        if self._local_track is not None:
-            self._local_track.stop()
+        await self._media.close()
         signaling, self._signaling = self._signaling, None
         if signaling is not None:
             await signaling.close()

@@ -199,7 +199,7 @@ def test_connect_disconnect_cycles_leave_threads_and_fds_as_they_were(
 def test_preferred_codec_is_negotiated_and_frames_flow(client: DecartClient, codec: str) -> None:
     with client.realtime.connect(SMALL_LUCY, still_frames(), video_codec=codec) as session:
         assert session.read(timeout=10)[0]
-        pc = session._controller._connection._pc  # type: ignore[union-attr]
+        pc = session._controller._connection._media._pc  # type: ignore[union-attr]
         answer = pc.remoteDescription.sdp
         video = answer.split("m=video", 1)[1]
         first_payload = video.split("\r\n", 1)[0].split()[2]
