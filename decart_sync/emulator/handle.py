@@ -315,8 +315,9 @@ class Emulator:
         metadata: Mapping[str, Any] | None = None,
         constraints: Mapping[str, Any] | None = None,
     ) -> str:
-        """Issue a client token directly (what ``POST /v1/client/tokens`` does); returns its
-        key. Raises ValueError for arguments the REST endpoint would refuse."""
+        """Issue a client token directly (what ``POST /v1/client/tokens`` does with the first
+        permanent key, which its sessions then count against); returns its key. Raises
+        ValueError for arguments the REST endpoint would refuse."""
         body: dict[str, Any] = {}
         if expires_in is not None:
             body["expiresIn"] = expires_in

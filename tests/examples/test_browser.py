@@ -193,10 +193,15 @@ def test_the_page_shows_the_live_effect_and_the_prompt_form_changes_it(
 
 
 def is_stale(element: Any) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
     try:
         element.tag_name  # noqa: B018 - touching the element is the check
     except StaleElementReferenceException:
         return True
+    except WebDriverException as exc:
+        # Asked while the old document is being replaced, Chromium says so in other words.
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
     return False
