@@ -182,6 +182,32 @@ class SubscribeToken:
         return cls(data["sid"], data["ip"], data["port"])
 
 
+@attrs.frozen
+class RoomToken:
+    """A LiveKit-era subscribe token: the room a viewer joins (protocol section 5)."""
+
+    room_name: str
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(json.dumps({"room_name": self.room_name}).encode()).decode()
+
+
+def parse_subscribe_token(token: object) -> SubscribeToken | RoomToken:
+    """Either kind of subscribe token, in URL-safe or standard base64 (Python clients make the
+    first, JS clients the second). Anything else is an :class:`InvalidInputError`."""
+    hint = "pass the producer's session.subscribe_token unchanged"
+    if not isinstance(token, str) or not token.strip():
+        raise InvalidInputError(f"invalid subscribe token: empty or not a string; {hint}")
+    text = token.strip().replace("-", "+").replace("_", "/")
+    try:
+        data = json.loads(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidInputError(f"invalid subscribe token: not base64 JSON; {hint}") from None
+    if isinstance(data, dict) and isinstance(data.get("room_name"), str) and data["room_name"]:
+        return RoomToken(data["room_name"])
+    return SubscribeToken.decode(token)
+
+
 # --------------------------------------------------------------------------- error texts
 
 
@@ -270,6 +296,15 @@ class EndOfCandidatesMessage(_Message):
 
 
 @attrs.frozen
+class LiveKitJoinMessage(_Message):
+    """Ask for a LiveKit room (the current transport). ``passthrough``: the caller set no initial
+    prompt or image (JS clients send it; Python 0.2.4 sends no field)."""
+
+    type: ClassVar[str] = "livekit_join"
+    passthrough: bool | _Omitted = OMITTED
+
+
+@attrs.frozen
 class AnswerMessage(_Message):
     type: ClassVar[str] = "answer"
     sdp: str
@@ -310,6 +345,26 @@ class ReadyMessage(_Message):
 
 
 @attrs.frozen
+class QueuePositionMessage(_Message):
+    """The service queues the session before handing it a room; zero or more of these."""
+
+    type: ClassVar[str] = "queue_position"
+    position: int
+    queue_size: int
+
+
+@attrs.frozen
+class LiveKitRoomInfoMessage(_Message):
+    """The room to join: its server's URL, an access token for it, and the session's id."""
+
+    type: ClassVar[str] = "livekit_room_info"
+    livekit_url: str
+    token: str = attrs.field(repr=lambda _: "'***'")
+    room_name: str
+    session_id: str
+
+
+@attrs.frozen
 class GenerationStartedMessage(_Message):
     type: ClassVar[str] = "generation_started"
 
@@ -330,7 +385,12 @@ class GenerationEndedMessage(_Message):
 
 
 ClientMessage = (
-    PromptMessage | SetImageMessage | OfferMessage | IceCandidateMessage | EndOfCandidatesMessage
+    PromptMessage
+    | SetImageMessage
+    | LiveKitJoinMessage
+    | OfferMessage
+    | IceCandidateMessage
+    | EndOfCandidatesMessage
 )
 ServerMessage = (
     AnswerMessage
@@ -341,6 +401,8 @@ ServerMessage = (
     | SetImageAckMessage
     | ErrorMessage
     | ReadyMessage
+    | QueuePositionMessage
+    | LiveKitRoomInfoMessage
     | GenerationStartedMessage
     | GenerationTickMessage
     | GenerationEndedMessage
@@ -452,6 +514,11 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
             f.text("prompt", nullable=True, optional=True),
             f.flag("enhance_prompt", optional=True),
         )
+    if kind == "livekit_join":
+        # Optional `client_capabilities` is accepted and not kept: nothing here depends on it.
+        if not isinstance(data.get("client_capabilities", {}), dict):
+            raise ProtocolViolation("invalid livekit_join: 'client_capabilities' must be an object")
+        return LiveKitJoinMessage(f.flag("passthrough", optional=True))
     if kind == "offer":
         return OfferMessage(f.text("sdp"))
     if kind == "ice-candidate":
@@ -478,6 +545,12 @@ def parse_server_message(text: str | bytes) -> ServerMessage | None:
         return ErrorMessage(f.text("error"))
     if kind == "ready":
         return ReadyMessage()
+    if kind == "queue_position":
+        return QueuePositionMessage(f.integer("position"), f.integer("queue_size"))
+    if kind == "livekit_room_info":
+        return LiveKitRoomInfoMessage(
+            f.text("livekit_url"), f.text("token"), f.text("room_name"), f.text("session_id")
+        )
     if kind == "generation_started":
         return GenerationStartedMessage()
     if kind == "generation_tick":

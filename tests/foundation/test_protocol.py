@@ -175,3 +175,39 @@ def test_user_agent_names_sdk_and_integration() -> None:
     assert p.user_agent().startswith("decart-sync/")
     assert p.user_agent().endswith(" lang/py")
     assert p.user_agent("flask-app").endswith(" lang/py flask-app")
+
+
+def test_livekit_messages_round_trip_and_hide_the_room_token() -> None:
+    assert p.LiveKitJoinMessage(True).to_json() == '{"type": "livekit_join", "passthrough": true}'
+    assert p.LiveKitJoinMessage().to_json() == '{"type": "livekit_join"}'  # Python 0.2.4's shape
+    joined = p.parse_client_message(
+        '{"type": "livekit_join", "passthrough": false, "client_capabilities": {"a": 1}}'
+    )
+    assert joined == p.LiveKitJoinMessage(False)
+    with pytest.raises(p.ProtocolViolation, match="client_capabilities"):
+        p.parse_client_message('{"type": "livekit_join", "client_capabilities": 3}')
+    info = p.parse_server_message(
+        '{"type": "livekit_room_info", "livekit_url": "ws://h/livekit", "token": "jwt.sec.ret",'
+        ' "room_name": "room-1", "session_id": "s-1"}'
+    )
+    assert isinstance(info, p.LiveKitRoomInfoMessage)
+    assert (info.room_name, info.session_id, info.token) == ("room-1", "s-1", "jwt.sec.ret")
+    assert "jwt.sec.ret" not in repr(info)
+    queued = p.parse_server_message('{"type": "queue_position", "position": 2, "queue_size": 7}')
+    assert queued == p.QueuePositionMessage(2, 7)
+    with pytest.raises(p.ProtocolViolation):
+        p.parse_server_message('{"type": "livekit_room_info", "livekit_url": "ws://h"}')
+
+
+def test_subscribe_tokens_of_both_eras_in_both_base64_alphabets() -> None:
+    room = {"room_name": "room/with+odd?chars>>"}
+    standard = base64.b64encode(json.dumps(room).encode()).decode()
+    urlsafe = base64.urlsafe_b64encode(json.dumps(room).encode()).decode().rstrip("=")
+    assert standard != urlsafe
+    for token in (standard, urlsafe, p.RoomToken(room["room_name"]).encode()):
+        assert p.parse_subscribe_token(token) == p.RoomToken(room["room_name"])
+    legacy = p.SubscribeToken("sid-1", "127.0.0.1", 8765)
+    assert p.parse_subscribe_token(legacy.encode()) == legacy
+    for bad in ("", "not base64!", base64.b64encode(b'{"room_name": ""}').decode(), None):
+        with pytest.raises(InvalidInputError, match="subscribe token"):
+            p.parse_subscribe_token(bad)
