@@ -56,14 +56,25 @@ class MarkerJitterBuffer(JitterBuffer):
 
     def add(self, packet: Any) -> tuple[bool, JitterFrame | None]:
         pli_flag, frame = super().add(packet)
-        if frame is not None or not self._marker_release:
-            return pli_flag, frame
+        if frame is None or not frame.data:
+            frame = self._marked_frame()
+        if frame is not None and not frame.data:
+            # Padding only: libwebrtc probes bandwidth with payload-less packets on the media
+            # stream when no RTX was negotiated (the livekit SDK's publisher offers none). Its
+            # empty "frame" would reach FFmpeg as an end-of-stream packet, after which the
+            # decoder refuses every later frame.
+            frame = None
+        return pli_flag, frame
+
+    def _marked_frame(self) -> JitterFrame | None:
+        if not self._marker_release:
+            return None
         try:
-            return pli_flag, self._complete_frame()
+            return self._complete_frame()
         except Exception:  # an aiortc whose buffer works differently: keep its own rule
             self._marker_release = False
             _log.debug("releasing frames on the marker bit is off", exc_info=True)
-            return pli_flag, None
+            return None
 
     def _complete_frame(self) -> JitterFrame | None:
         """The oldest frame, removed from the buffer, if every packet of it up to the marked

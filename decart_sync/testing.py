@@ -155,14 +155,20 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-@pytest.fixture
-def private_netns() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """:func:`run_in_netns`, for a test that runs a libwebrtc client in a private network
-    namespace. Where namespaces are unavailable the test is skipped with the reason; under CI
-    (``CI`` set) it fails instead, since CI runs as root and must run these tests."""
+def require_netns() -> None:
+    """Skip the calling test (or fixture) with the reason when private network namespaces are
+    unavailable here; under CI (``CI`` set) fail it instead, since CI runs as root and must run
+    these tests."""
     reason = netns_unavailable_reason()
     if reason is not None:
         if _in_ci():
             pytest.fail(f"CI must run network-namespace tests, but {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture
+def private_netns() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """:func:`run_in_netns`, for a test that runs a libwebrtc client in a private network
+    namespace; see :func:`require_netns` for where it skips or fails."""
+    require_netns()
     return run_in_netns

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+import pytest
+
 from decart_sync.testing import NETNS_CLIENT_ADDRESS
 
 RunInNetns = Callable[..., subprocess.CompletedProcess[str]]
@@ -30,6 +32,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_a_client_on_the_veth_address_reaches_a_server_on_loopback_and_nothing_else_exists(
     private_netns: RunInNetns,
 ) -> None:

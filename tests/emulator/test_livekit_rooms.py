@@ -1,0 +1,228 @@
+"""The emulator's LiveKit rooms, joined with the real ``livekit`` SDK (protocol.md section 9).
+
+The SDK runs in a private network namespace (libwebrtc connects nowhere else here), in
+``livekit_driver.py``, against a ``RoomHost`` fed by a real frame pipeline; each scenario runs
+once and the tests below read what it saw. Until the control channel hands out rooms, the
+credentials come from the host directly, as ``livekit_join`` and ``/watch-stream`` will.
+The HTTP side of admission needs no libwebrtc and is tested in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtp import RtpPacket
+from livekit_server import MODEL, RoomServer
+
+from decart_sync._receivers import MarkerJitterBuffer
+from decart_sync.emulator.livekit import INFERENCE_IDENTITY
+from decart_sync.emulator.livekit.grants import AccessTokens
+from decart_sync.testing import require_netns, run_in_netns
+
+DRIVER = Path(__file__).with_name("livekit_driver.py")
+# A scenario connects twice or thrice and waits for frames: generous on a busy machine.
+SCENARIO_TIMEOUT = 240.0
+# The driver's thresholds (mean absolute difference 0-255 to the picture sent).
+PASSTHROUGH_TOLERANCE = 12.0
+EFFECT_MINIMUM = 30.0
+# Another emulator's secret (as long as a real one, or PyJWT warns).
+OTHER_SECRET = "another-emulators-secret-0123456789abcdef"
+
+
+def run_scenario(name: str) -> dict[str, Any]:
+    require_netns()
+    result = run_in_netns(
+        [sys.executable, str(DRIVER), name], timeout=SCENARIO_TIMEOUT, cwd=str(DRIVER.parent)
+    )
+    assert result.returncode == 0, f"the {name} scenario failed:\n{result.stderr[-6000:]}"
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
+
+
+@pytest.fixture(scope="module")
+def media() -> dict[str, Any]:
+    return run_scenario("media")
+
+
+# ---------------------------------------------------------------- through the SDK
+
+
+@pytest.mark.slow
+def test_a_producer_joins_publishes_and_receives_the_inference_servers_video(
+    media: dict[str, Any],
+) -> None:
+    assert media["remote_identities"] == [INFERENCE_IDENTITY]
+    assert media["publisher"] == INFERENCE_IDENTITY
+    assert media["frames"] >= 60
+    assert media["size"] == [MODEL.width, MODEL.height]
+    # Its camera reached the model: the output is its picture, untouched by passthrough.
+    assert media["frames_in"] > 0
+    assert media["passthrough_difference"] < PASSTHROUGH_TOLERANCE
+
+
+@pytest.mark.slow
+def test_a_prompt_change_shows_in_the_pixels_the_producer_receives(
+    media: dict[str, Any],
+) -> None:
+    assert media["effect_difference"] > EFFECT_MINIMUM
+
+
+@pytest.mark.slow
+def test_a_viewer_receives_the_same_frames_and_cannot_publish(media: dict[str, Any]) -> None:
+    assert media["viewer_publisher"] == INFERENCE_IDENTITY
+    assert media["viewer_frames"] >= 30
+    assert media["viewer_vs_producer"] < PASSTHROUGH_TOLERANCE
+    assert media["viewer_can_publish"] is False
+    assert "timed out" in media["viewer_publish_error"]
+
+
+@pytest.mark.slow
+def test_the_sdk_is_refused_forged_expired_and_foreign_tokens() -> None:
+    refused = run_scenario("tokens")
+    assert "401" in refused["bad_signature"]
+    assert "Signature verification failed" in refused["bad_signature"]
+    assert "401" in refused["expired"] and "expired" in refused["expired"]
+    assert "404" in refused["wrong_room"] and "room does not exist" in refused["wrong_room"]
+    assert refused["genuine"] is True
+
+
+# ---------------------------------------------------------------- admission over HTTP
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RoomServer]:
+    with RoomServer() as running:
+        yield running
+
+
+def _validate(server: RoomServer, token: str | None, **headers: str) -> requests.Response:
+    if token is not None:
+        headers.setdefault("Authorization", f"Bearer {token}")
+    return requests.get(
+        f"http://127.0.0.1:{server.port}/livekit/rtc/validate", headers=headers, timeout=10
+    )
+
+
+def test_a_tickets_token_is_valid_for_its_room(server: RoomServer) -> None:
+    assert server.ticket is not None
+    assert server.ticket.livekit_url == f"ws://127.0.0.1:{server.port}/livekit"
+    response = _validate(server, server.ticket.token)
+    assert (response.status_code, response.text) == (200, "success")
+
+
+def test_a_token_in_the_query_string_counts_too(server: RoomServer) -> None:
+    assert server.ticket is not None
+    response = requests.get(
+        f"http://127.0.0.1:{server.port}/livekit/rtc/validate",
+        params={"access_token": server.ticket.token},
+        timeout=10,
+    )
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "text"),
+    [
+        ("missing", 401, "permissions denied"),
+        ("forged", 401, "Signature verification failed"),
+        ("expired", 401, "Signature has expired"),
+        ("foreign room", 404, "requested room does not exist"),
+        ("not bearer", 401, "Must start with Bearer"),
+    ],
+)
+def test_bad_tokens_get_livekits_statuses(
+    server: RoomServer, case: str, status: int, text: str
+) -> None:
+    assert server.ticket is not None
+    room = server.ticket.room_name
+    headers = {}
+    token: str | None
+    if case == "missing":
+        token = None
+    elif case == "forged":
+        token = AccessTokens(secret=OTHER_SECRET).mint(room, "someone", can_publish=True)
+    elif case == "expired":
+        token = server.mint(room, "someone", ttl=-600)  # beyond LiveKit's one-minute leeway
+    elif case == "foreign room":
+        token = server.mint("another-room", "someone", ttl=600)
+    else:
+        token, headers = None, {"Authorization": f"Token {server.ticket.token}"}
+    response = _validate(server, token, **headers)
+    assert response.status_code == status
+    assert text in response.text
+
+
+def test_a_refused_join_gets_its_status_before_any_websocket(server: RoomServer) -> None:
+    response = requests.get(
+        f"http://127.0.0.1:{server.port}/livekit/rtc",
+        headers={"Authorization": "Bearer not-a-token"},
+        timeout=10,
+    )
+    assert response.status_code == 401
+
+
+def test_single_peer_connection_mode_is_not_found_so_the_sdk_falls_back(
+    server: RoomServer,
+) -> None:
+    assert server.ticket is not None
+    response = requests.get(
+        f"http://127.0.0.1:{server.port}/livekit/rtc/v1",
+        headers={"Authorization": f"Bearer {server.ticket.token}"},
+        timeout=10,
+    )
+    assert response.status_code == 404
+
+
+def test_viewer_credentials_exist_only_for_open_rooms() -> None:
+    with RoomServer(session_id="short-lived") as server:
+        assert server.ticket is not None
+        viewer = server.viewer_ticket()
+        assert (viewer.room_name, viewer.session_id) == ("decart-short-lived", "short-lived")
+        assert viewer.token != server.ticket.token
+        assert viewer.token not in repr(viewer)
+        assert _validate(server, viewer.token).status_code == 200
+        room = server.ticket.room_name
+        host = server.host
+        assert host is not None
+
+        async def close() -> None:
+            await host.close_room(room)
+
+        server.call(close)
+        with pytest.raises(KeyError):
+            server.viewer_ticket()
+        # A token for a room that closed is a token for a room that does not exist.
+        assert _validate(server, viewer.token).status_code == 404
+
+
+# ---------------------------------------------------------------- what libwebrtc sends
+
+
+def _packet(sequence: int, timestamp: int, data: bytes, marker: bool) -> RtpPacket:
+    packet = RtpPacket(sequence_number=sequence, timestamp=timestamp, marker=marker)
+    packet._data = data  # type: ignore[attr-defined]  # what aiortc's depayloader sets
+    return packet
+
+
+def test_padding_only_packets_never_reach_the_decoder_as_a_frame() -> None:
+    # libwebrtc pads on the media stream when no RTX was negotiated (the livekit SDK offers
+    # none); an empty frame would be an end-of-stream packet to FFmpeg's decoder.
+    buffer = MarkerJitterBuffer(64)
+    released: list[JitterFrame] = []
+    for packet in (
+        _packet(1, 1000, b"frame-1", marker=True),
+        _packet(2, 1000, b"", marker=False),  # padding, the last frame's timestamp
+        _packet(3, 4000, b"", marker=False),  # padding with a timestamp of its own
+        _packet(4, 7000, b"frame-2", marker=True),
+    ):
+        _, frame = buffer.add(packet)
+        if frame is not None:
+            released.append(frame)
+    assert [frame.data for frame in released] == [b"frame-1", b"frame-2"]
