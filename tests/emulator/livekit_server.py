@@ -57,6 +57,10 @@ class RoomServer:
         """Run ``action()`` on the server's loop and return its result."""
         return self._loop.run(action(), timeout=CALL_TIMEOUT)
 
+    def submit(self, action: Callable[[], Coroutine[Any, Any, T]]) -> concurrent.futures.Future[T]:
+        """Start ``action()`` on the server's loop without waiting for it."""
+        return self._loop.submit(action())
+
     async def _start(self) -> RoomTicket:
         app = web.Application()
         self.host = RoomHost(public_url=lambda: f"ws://127.0.0.1:{self.port}")

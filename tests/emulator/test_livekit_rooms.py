@@ -9,22 +9,27 @@ The HTTP side of admission needs no libwebrtc and is tested in this process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 import requests
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
+from livekit.protocol import models, rtc
 from livekit_server import MODEL, RoomServer
 
 from decart_sync._receivers import MarkerJitterBuffer
 from decart_sync.emulator.livekit import INFERENCE_IDENTITY
 from decart_sync.emulator.livekit.grants import AccessTokens
 from decart_sync.testing import require_netns, run_in_netns
+
+T = TypeVar("T")
 
 DRIVER = Path(__file__).with_name("livekit_driver.py")
 # A scenario connects twice or thrice and waits for frames: generous on a busy machine.
@@ -226,3 +231,115 @@ def test_padding_only_packets_never_reach_the_decoder_as_a_frame() -> None:
         if frame is not None:
             released.append(frame)
     assert [frame.data for frame in released] == [b"frame-1", b"frame-2"]
+
+
+# ---------------------------------------------------------------- the signal conversation
+
+
+class SignalClient:
+    """A raw signal connection: protobuf frames over a WebSocket, no media."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+
+    async def receive(self, kind: str) -> Any:
+        """The next response of ``kind`` (skipping others, e.g. the subscriber offer)."""
+        while True:
+            frame = await self.ws.receive(timeout=10)
+            assert frame.type == aiohttp.WSMsgType.BINARY, f"socket ended: {frame}"
+            response = rtc.SignalResponse.FromString(frame.data)
+            if response.WhichOneof("message") == kind:
+                return getattr(response, kind)
+
+    async def send(self, **message: Any) -> None:
+        await self.ws.send_bytes(rtc.SignalRequest(**message).SerializeToString())
+
+
+async def _converse(url: str, token: str, talk: Callable[[SignalClient], Awaitable[T]]) -> T:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"{url}/rtc", headers={"Authorization": f"Bearer {token}"}) as ws,
+    ):
+        return await talk(SignalClient(ws))
+
+
+def test_the_join_response_describes_the_room_and_the_inference_servers_track(
+    server: RoomServer,
+) -> None:
+    assert server.ticket is not None
+    ticket = server.ticket
+
+    async def talk(client: SignalClient) -> tuple[Any, Any, Any]:
+        join = await client.receive("join")
+        offer = await client.receive("offer")
+        await client.send(ping_req=rtc.Ping(timestamp=1234))
+        pong = await client.receive("pong_resp")
+        await client.send(leave=rtc.LeaveRequest())
+        return join, offer, pong
+
+    join, offer, pong = asyncio.run(_converse(ticket.livekit_url, ticket.token, talk))
+    assert join.room.name == ticket.room_name and join.room.sid.startswith("RM_")
+    assert join.participant.identity == f"client-{ticket.session_id}"
+    assert join.participant.permission.can_publish
+    assert join.subscriber_primary
+    assert (join.ping_interval, join.ping_timeout) == (5, 15)
+    [inference] = join.other_participants
+    assert inference.identity == INFERENCE_IDENTITY and inference.sid.startswith("PA_")
+    [track] = inference.tracks
+    assert track.sid.startswith("TR_") and track.type == models.TrackType.VIDEO
+    assert (track.width, track.height) == (MODEL.width, MODEL.height)
+    # The subscriber offer streams that track under "<participant sid>|<track sid>".
+    assert offer.type == "offer" and f"a=msid:{inference.sid}|{track.sid} " in offer.sdp
+    assert pong.last_ping_timestamp == 1234
+
+
+def test_a_viewer_is_told_it_may_not_publish_and_the_producer_sees_it_come_and_go() -> None:
+    with RoomServer(session_id="watched") as server:
+        assert server.ticket is not None
+        producer, viewer = server.ticket, server.viewer_ticket()
+
+        async def scenario() -> tuple[Any, Any, Any, Any]:
+            async with aiohttp.ClientSession() as session:
+                headers = {"Authorization": f"Bearer {producer.token}"}
+                async with session.ws_connect(f"{producer.livekit_url}/rtc", headers=headers) as ws:
+                    watching = SignalClient(ws)
+                    await watching.receive("join")
+
+                    async def as_viewer(client: SignalClient) -> tuple[Any, Any]:
+                        join = await client.receive("join")
+                        request = rtc.AddTrackRequest(cid="cam", type=models.TrackType.VIDEO)
+                        await client.send(add_track=request)
+                        return join, await client.receive("request_response")
+
+                    join, refusal = await _converse(viewer.livekit_url, viewer.token, as_viewer)
+                    arrived = await watching.receive("update")
+                    left = await watching.receive("update")
+            return join, refusal, arrived, left
+
+        join, refusal, arrived, left = asyncio.run(scenario())
+    assert not join.participant.permission.can_publish
+    assert refusal.reason == rtc.RequestResponse.Reason.NOT_ALLOWED
+    assert refusal.add_track.cid == "cam"
+    [newcomer] = arrived.participants
+    assert newcomer.identity == join.participant.identity
+    [gone] = left.participants
+    assert gone.state == models.ParticipantInfo.State.DISCONNECTED
+
+
+def test_closing_the_room_sends_everyone_away() -> None:
+    with RoomServer(session_id="ending") as server:
+        assert server.ticket is not None and server.host is not None
+        ticket, host = server.ticket, server.host
+
+        async def talk(client: SignalClient) -> Any:
+            await client.receive("join")
+
+            async def close() -> None:
+                await host.close_room(ticket.room_name)
+
+            server.submit(close)
+            return await client.receive("leave")
+
+        leave = asyncio.run(_converse(ticket.livekit_url, ticket.token, talk))
+    assert leave.reason == models.DisconnectReason.ROOM_DELETED
+    assert leave.action == rtc.LeaveRequest.Action.DISCONNECT

@@ -32,14 +32,14 @@ from typing import Final
 
 import attrs
 from aiohttp import web
-from livekit.protocol import models, rtc
+from livekit.protocol import models
 
 from decart_sync._redact import get_logger, mask
 from decart_sync.emulator.livekit.grants import DEFAULT_TTL, AccessTokens, RoomGrant, TokenRefused
 from decart_sync.emulator.livekit.media import RoomMedia
 from decart_sync.emulator.livekit.participant import Participant
 from decart_sync.emulator.livekit.room import Room
-from decart_sync.emulator.livekit.wire import MAX_FRAME_BYTES, SignalSocket
+from decart_sync.emulator.livekit.wire import MAX_FRAME_BYTES, SignalSocket, leave_request
 from decart_sync.emulator.peer import gathering_addresses
 
 _log = get_logger(__name__)
@@ -86,37 +86,43 @@ class RoomHost:
         self._addresses = gathering_addresses(bind_host)
         self.rooms: dict[str, Room] = {}
 
-    @property
-    def livekit_url(self) -> str:
-        return self._public_url().rstrip("/") + self.prefix
-
     # ------------------------------------------------------------------ rooms
 
     def open_room(
-        self, session_id: str, media: RoomMedia, *, room_name: str | None = None
+        self,
+        session_id: str,
+        media: RoomMedia,
+        *,
+        room_name: str | None = None,
+        public_url: str | None = None,
     ) -> RoomTicket:
         """Open a room for a session and return the producer's ticket: a token that may
-        publish, for an identity only this ticket has."""
+        publish, for an identity only this ticket has. ``public_url`` overrides the host's
+        WebSocket base URL for this ticket (e.g. the one the client's request came in on)."""
         name = room_name or f"decart-{session_id}"
         if name in self.rooms:
             raise ValueError(f"room {name!r} is already open")
         identity = f"client-{session_id}"
         self.rooms[name] = Room(name, session_id, media, producer_identity=identity)
         _log.info("room %s opened for session %s", name, session_id)
-        return self._ticket(name, identity, can_publish=True)
+        return self._ticket(name, identity, can_publish=True, public_url=public_url)
 
-    def viewer_credentials(self, room_name: str) -> RoomTicket:
+    def viewer_credentials(self, room_name: str, *, public_url: str | None = None) -> RoomTicket:
         """A ticket for a new viewer of an open room: it receives the inference server's
         video and may not publish. Raises KeyError for a room that is not open."""
         room = self.rooms.get(room_name)
         if room is None or room.closed:
             raise KeyError(room_name)
-        return self._ticket(room_name, f"viewer-{uuid.uuid4().hex[:12]}", can_publish=False)
+        identity = f"viewer-{uuid.uuid4().hex[:12]}"
+        return self._ticket(room_name, identity, can_publish=False, public_url=public_url)
 
-    def _ticket(self, room_name: str, identity: str, *, can_publish: bool) -> RoomTicket:
+    def _ticket(
+        self, room_name: str, identity: str, *, can_publish: bool, public_url: str | None
+    ) -> RoomTicket:
         token = self.tokens.mint(room_name, identity, can_publish=can_publish, ttl=self.token_ttl)
-        session_id = self.rooms[room_name].session_id
-        return RoomTicket(self.livekit_url, token, room_name, session_id)
+        base = public_url if public_url is not None else self._public_url()
+        url = base.rstrip("/") + self.prefix
+        return RoomTicket(url, token, room_name, self.rooms[room_name].session_id)
 
     async def close_room(self, room_name: str) -> None:
         """Send everyone in the room away and forget it; a room not open is ignored."""
@@ -182,12 +188,12 @@ class RoomHost:
             # A resume of a connection this server no longer has: tell the SDK to rejoin from
             # scratch at once, rather than let it wait for a reconnect response.
             await socket.send(
-                leave=rtc.LeaveRequest(
-                    can_reconnect=True,
-                    reason=models.DisconnectReason.STATE_MISMATCH,
-                    action=rtc.LeaveRequest.Action.RECONNECT,
-                )
+                leave=leave_request(models.DisconnectReason.STATE_MISMATCH, rejoin=True)
             )
+            await socket.close()
+            return ws
+        if room.closed:  # while the upgrade was under way
+            await socket.send(leave=leave_request(models.DisconnectReason.ROOM_DELETED))
             await socket.close()
             return ws
         participant = Participant(room, grant, socket, self._addresses)

@@ -33,7 +33,7 @@ from decart_sync._redact import get_logger
 from decart_sync.emulator.livekit.grants import RoomGrant
 from decart_sync.emulator.livekit.room import Room, new_sid
 from decart_sync.emulator.livekit.transport import PeerTransport
-from decart_sync.emulator.livekit.wire import SignalSocket, parse_candidate_init
+from decart_sync.emulator.livekit.wire import SignalSocket, leave_request, parse_candidate_init
 
 _log = get_logger(__name__)
 
@@ -229,8 +229,9 @@ class Participant:
     def _transport_ended(self) -> None:
         if self._closed:
             return
-        # A failed connection cannot be resumed here: the client reconnects from scratch.
-        _log.info("%s: a peer connection failed; closing the participant", self.identity)
+        # A failed connection cannot be resumed here: the client reconnects from scratch. (A
+        # client that left closes its connections too, often before its leave arrives.)
+        _log.info("%s: a peer connection ended; the participant leaves", self.identity)
         self._ending = asyncio.ensure_future(self.close())
 
     async def close(self, reason: models.DisconnectReason | None = None) -> None:
@@ -241,13 +242,7 @@ class Participant:
         self._closed = True
         self.state = models.ParticipantInfo.State.DISCONNECTED
         if reason is not None:
-            await self.socket.send(
-                leave=rtc.LeaveRequest(
-                    can_reconnect=False,
-                    reason=reason,
-                    action=rtc.LeaveRequest.Action.DISCONNECT,
-                )
-            )
+            await self.socket.send(leave=leave_request(reason))
         await self.socket.close()
         for output in self._outputs:
             output.stop()

@@ -110,8 +110,6 @@ class Room:
     async def admit(self, participant: Participant) -> None:
         """Add ``participant``; one already here with its identity is sent away, as LiveKit
         does (the newer connection is a reconnect of the same client)."""
-        if self.closed:
-            raise RuntimeError(f"room {self.name} is closed")
         for existing in list(self.participants.values()):
             if existing.identity == participant.identity:
                 await existing.close(models.DisconnectReason.DUPLICATE_IDENTITY)

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from aiortc import RTCIceCandidate
 from google.protobuf.message import DecodeError
-from livekit.protocol import rtc
+from livekit.protocol import models, rtc
 
 from decart_sync._ice import parse_candidate
 from decart_sync._protocol import IceCandidate
@@ -76,6 +76,16 @@ class SignalSocket:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+def leave_request(reason: models.DisconnectReason, *, rejoin: bool = False) -> rtc.LeaveRequest:
+    """The ``leave`` a server sends a participant away with. ``rejoin``: the client should
+    connect again from scratch (the SDK's ``RECONNECT`` action); otherwise it disconnects."""
+    return rtc.LeaveRequest(
+        can_reconnect=rejoin,
+        reason=reason,
+        action=rtc.LeaveRequest.Action.RECONNECT if rejoin else rtc.LeaveRequest.Action.DISCONNECT,
+    )
 
 
 def parse_candidate_init(text: str) -> RTCIceCandidate | None:
