@@ -55,6 +55,7 @@ from decart_sync.emulator.faults import (
     validate_count,
     validate_delay,
 )
+from decart_sync.emulator.livekit import RoomHost, server_url
 from decart_sync.emulator.sessions import (
     ProducerSession,
     SessionContext,
@@ -154,6 +155,8 @@ class EmulatorServer:
         )
         self._notify = notify
         self._context = SessionContext(host, port, self.executor, self.faults, notify)
+        #: The LiveKit rooms of livekit-transport sessions, served under /livekit.
+        self.rooms = RoomHost(lambda: server_url(self.host, self.port), bind_host=host)
         self.producers: dict[str, ProducerSession] = {}
         self._viewers: set[ViewerSession] = set()
         self._idle = asyncio.Event()
@@ -176,6 +179,7 @@ class EmulatorServer:
             app.router.add_get(path, self._producer_endpoint)
         app.router.add_get("/subscribe/{sid}", self._viewer_endpoint)
         add_admin_routes(app, self)
+        self.rooms.add_routes(app)
         # No access log: request lines carry api_key in their query string.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_DRAIN_TIMEOUT)
         await runner.setup()

@@ -25,6 +25,7 @@ from livekit.protocol import models, rtc
 from livekit_server import MODEL, RoomServer
 
 from decart_sync._receivers import MarkerJitterBuffer
+from decart_sync.emulator import Emulator
 from decart_sync.emulator.livekit import INFERENCE_IDENTITY
 from decart_sync.emulator.livekit.grants import AccessTokens
 from decart_sync.testing import require_netns, run_in_netns
@@ -343,3 +344,10 @@ def test_closing_the_room_sends_everyone_away() -> None:
         leave = asyncio.run(_converse(ticket.livekit_url, ticket.token, talk))
     assert leave.reason == models.DisconnectReason.ROOM_DELETED
     assert leave.action == rtc.LeaveRequest.Action.DISCONNECT
+
+
+def test_the_emulator_serves_its_rooms_under_livekit(decart_emulator: Emulator) -> None:
+    base = f"{decart_emulator.url}/livekit/rtc"
+    refused = requests.get(f"{base}/validate", timeout=10)
+    assert (refused.status_code, refused.text) == (401, "permissions denied")
+    assert requests.get(f"{base}/v1", timeout=10).status_code == 404

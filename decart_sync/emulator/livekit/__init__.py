@@ -21,7 +21,7 @@ Modules, in the order data flows:
 
 from __future__ import annotations
 
-from decart_sync.emulator.livekit.host import DEFAULT_PREFIX, RoomHost, RoomTicket
+from decart_sync.emulator.livekit.host import DEFAULT_PREFIX, RoomHost, RoomTicket, server_url
 from decart_sync.emulator.livekit.media import PipelineMedia, RoomMedia
 from decart_sync.emulator.livekit.room import INFERENCE_IDENTITY
 
@@ -32,4 +32,5 @@ __all__ = [
     "RoomHost",
     "RoomMedia",
     "RoomTicket",
+    "server_url",
 ]

@@ -48,6 +48,16 @@ DEFAULT_PREFIX: Final = "/livekit"
 _BEARER: Final = "Bearer "
 
 
+def server_url(host: str, port: int) -> str:
+    """The WebSocket base URL of a server bound to ``host``:``port``, as a client on this
+    machine reaches it (a wildcard bind on loopback)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"ws://[{host}]:{port}" if ":" in host else f"ws://{host}:{port}"
+
+
 @attrs.frozen
 class RoomTicket:
     """What a client needs to join a room: the fields of ``livekit_room_info`` and of the
