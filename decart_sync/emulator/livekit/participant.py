@@ -40,7 +40,8 @@ _log = get_logger(__name__)
 # LiveKit's own defaults (livekit/livekit pkg/rtc/participant.go).
 PING_INTERVAL: Final = 5
 PING_TIMEOUT: Final = 15
-# What the SDK checks: protocol 17 is what livekit 1.2 speaks.
+# The signal protocol version the livekit 1.2 SDK announces (rust-sdks' PROTOCOL_VERSION); the
+# server claims the same one.
 PROTOCOL_VERSION: Final = 17
 SERVER_VERSION: Final = "decart-emulator"
 
@@ -105,6 +106,9 @@ class Participant:
             async for request in self.socket.requests(idle_timeout=PING_TIMEOUT):
                 if not await self._handle(request):
                     break
+        except Exception:
+            # A description aiortc cannot apply, most likely: the participant cannot go on.
+            _log.exception("%s in room %s failed; closing it", self.identity, self.room.name)
         finally:
             await self.close()
 
