@@ -126,11 +126,14 @@ def realtime_url(
     api_key: str,
     agent: str,
     resolution: str | None = None,
+    speed: str | None = None,
 ) -> str:
     """The producer session URL (protocol section 1)."""
     pairs = [("api_key", api_key), ("model", model)]
     if resolution is not None:
         pairs.append(("resolution", resolution))
+    if speed is not None:
+        pairs.append(("speed", speed))
     pairs.append(("user_agent", agent))
     return SecretText(f"{websocket_base(realtime_base)}{url_path}?{_query(pairs)}")
 

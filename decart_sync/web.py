@@ -33,6 +33,7 @@ from decart_sync.errors import InvalidInputError
 from decart_sync.media.mjpeg import MjpegBroadcaster
 from decart_sync.media.sources import VideoSource
 from decart_sync.models import ModelDefinition
+from decart_sync.realtime._transports import Transport, check_transport
 from decart_sync.realtime.retry import ReconnectPolicy
 from decart_sync.realtime.session import RealtimeClient
 from decart_sync.types import ImageInput
@@ -88,7 +89,7 @@ class SharedSession:
     :class:`DecartClient` (default: from ``DECART_API_KEY``); the client it returns belongs to
     this object, which closes it. ``prompt`` and ``image`` are the initial state;
     ``mjpeg_fps`` caps the frames a second :meth:`broadcaster` encodes (None: every frame);
-    ``reconnect`` and ``connect_timeout`` are passed to ``connect()``.
+    ``reconnect``, ``connect_timeout`` and ``transport`` are passed to ``connect()``.
 
     * :meth:`session` and :meth:`broadcaster` open the session if there is none, and replace one
       that has ended for good (reconnects exhausted, credits out, the server ended it). Viewers
@@ -123,6 +124,7 @@ class SharedSession:
         mjpeg_fps: float | None = DEFAULT_MJPEG_FPS,
         reconnect: ReconnectPolicy | None = None,
         connect_timeout: float = 30.0,
+        transport: Transport = "auto",
     ) -> None:
         # Checked now rather than on first use, where it would fail after connecting.
         if mjpeg_fps is not None and (isinstance(mjpeg_fps, bool) or not mjpeg_fps > 0):
@@ -137,6 +139,7 @@ class SharedSession:
         self._mjpeg_fps = mjpeg_fps
         self._reconnect = reconnect
         self._connect_timeout = limit_timeout(connect_timeout, 30.0, "connect_timeout")
+        self._transport = check_transport(transport)
         self._by_pid: dict[int, _ProcessState] = {}
 
     def __repr__(self) -> str:
@@ -188,6 +191,7 @@ class SharedSession:
                         prompt=self._prompt,
                         image=self._image,
                         reconnect=self._reconnect,
+                        transport=self._transport,
                         timeout=self._connect_timeout,
                     )
                 except BaseException:

@@ -8,6 +8,7 @@ traceback, and never a secret.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import math
@@ -27,6 +28,7 @@ from decart_sync.errors import (
     InvalidInputError,
     ModelNotFoundError,
 )
+from decart_sync.realtime._transports import TRANSPORTS
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -151,3 +153,13 @@ def output_path(text: str) -> pathlib.Path:
     if path.is_dir():
         raise CommandError(f"--output {text} is a directory; name a file", EXIT_USAGE)
     return path
+
+
+def add_transport_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="auto",
+        help="how the video travels: auto (LiveKit for Decart's service, the legacy webrtc for "
+        "a server on loopback such as the emulator), livekit or webrtc (default: auto)",
+    )

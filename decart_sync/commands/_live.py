@@ -117,6 +117,8 @@ class LivePlan:
     """The stamped synthetic input ``source`` reads, if it does: enables per-frame latency."""
     service: str = ""
     """Where the session runs, for the summary ("the local emulator at ...")."""
+    transport: str = "auto"
+    """``auto``, ``livekit`` or ``webrtc`` (``--transport``)."""
 
 
 @attrs.frozen
@@ -140,6 +142,8 @@ class LiveResult:
     switch_ack: float | None
     """Seconds the service took to acknowledge the second prompt."""
     rtt_ms: float | None
+    transport: str
+    """The transport the session used (``auto`` resolved)."""
     recording: RecordingResult
     stopped_by: str
     """"time", "input" (the input ran out), "session" (it ended) or "interrupted"."""
@@ -241,7 +245,12 @@ def stream_session(client: DecartClient, plan: LivePlan, progress: Progress) -> 
     ends the stream with ``result.error`` set; the recording keeps what came before.
     """
     session = client.realtime.connect(
-        plan.model, plan.source, prompt=plan.prompt, image=plan.image, timeout=CONNECT_TIMEOUT
+        plan.model,
+        plan.source,
+        prompt=plan.prompt,
+        image=plan.image,
+        transport=plan.transport,  # type: ignore[arg-type]  # argparse checked the choice
+        timeout=CONNECT_TIMEOUT,
     )
     recorder: SessionRecorder | None = None
     watcher: _Watcher | None = None
@@ -329,6 +338,7 @@ def _watch(
         switch_at=switch_at,
         switch_ack=switch_ack,
         rtt_ms=stats.rtt_ms,
+        transport=stats.transport,
         recording=recording,
         stopped_by=stopped_by,
         error=error,
@@ -377,7 +387,8 @@ def print_summary(result: LiveResult, out: TextIO) -> None:
         "interrupted": " (interrupted)",
     }[result.stopped_by]
     lines = [
-        f"Streamed {result.elapsed:.1f} s of {plan.model.name} on {plan.service}{ending}.",
+        f"Streamed {result.elapsed:.1f} s of {plan.model.name} on {plan.service} "
+        f"over {result.transport}{ending}.",
         "",
     ]
     if plan.prompt is not None or plan.image is not None:

@@ -21,6 +21,7 @@ from decart_sync.commands._common import (
     DEFAULT_MODEL,
     EXIT_USAGE,
     CommandError,
+    add_transport_argument,
     check_seconds,
     output_path,
     run_command,
@@ -77,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WxH",
         help=f"size of the synthetic input (default: {DEFAULT_SIZE})",
     )
+    add_transport_argument(parser)
     parser.add_argument("--verbose", action="store_true", help="log what the SDK does, to stderr")
 
 
@@ -137,6 +139,7 @@ def _demo(args: argparse.Namespace) -> int:
             seconds=seconds,
             pattern=pattern,
             service=f"the local emulator at {emulator.url}",
+            transport=args.transport,
         )
         result = stream_session(client, plan, Progress(sys.stdout))
     return finish("demo", result, sys.stdout)

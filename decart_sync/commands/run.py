@@ -23,6 +23,7 @@ from decart_sync.commands._common import (
     DEFAULT_MODEL,
     EXIT_USAGE,
     CommandError,
+    add_transport_argument,
     api_key_from_env,
     check_seconds,
     output_path,
@@ -79,6 +80,7 @@ The API key comes from DECART_API_KEY. Against a local emulator:
     parser.add_argument(
         "--output", required=True, metavar="FILE", help="where to record the transformed video"
     )
+    add_transport_argument(parser)
     parser.add_argument("--verbose", action="store_true", help="log what the SDK does, to stderr")
 
 
@@ -146,6 +148,7 @@ def _run(args: argparse.Namespace) -> int:
             seconds=seconds,
             pattern=pattern,
             service=client.realtime_base_url,
+            transport=args.transport,
         )
         result = stream_session(client, plan, Progress(sys.stdout))
     return finish("run", result, sys.stdout)

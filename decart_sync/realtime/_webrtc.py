@@ -17,6 +17,7 @@ from decart_sync import _ice, _protocol
 from decart_sync._receivers import tune_receivers
 from decart_sync._redact import get_logger
 from decart_sync.errors import SignalingError, WebRTCError
+from decart_sync.realtime._transports import CODECS
 
 if TYPE_CHECKING:
     from decart_sync.realtime.connection import AckedState, Connection
@@ -82,7 +83,9 @@ class WebRTCMedia:
         if connection.role == "producer":
             self._local_track = connection.open_source_track()
             pc.addTrack(self._local_track)
-            if plan.video_codec is not None:
+            # A codec aiortc cannot send (vp9, av1: asked of livekit, which fell back) is no
+            # preference here: the offer keeps aiortc's defaults.
+            if plan.video_codec in CODECS["webrtc"]:
                 _prefer_codec(pc, plan.video_codec)
         else:
             pc.addTransceiver("video", direction="recvonly")

@@ -54,6 +54,11 @@ class AckedState:
     enhance: bool = True
     image_b64: str | None = attrs.field(default=None, repr=lambda v: "<image>" if v else "None")
 
+    @property
+    def is_passthrough(self) -> bool:
+        """No prompt and no image: the model passes the video through."""
+        return self.prompt is None and self.image_b64 is None
+
     def initial_message(self) -> _protocol.PromptMessage | _protocol.SetImageMessage:
         """The message that establishes this state first thing on a new connection."""
         if self.image_b64 is not None:
@@ -113,8 +118,14 @@ class ConnectionListener(Protocol):
     """What a connection reports, on the loop thread."""
 
     def on_connection_state(self, connection: Connection, state: str) -> None: ...
-    def on_session_id(
-        self, connection: Connection, message: _protocol.SessionIdMessage
+    def on_session(
+        self, connection: Connection, session_id: str, subscribe_token: str | None
+    ) -> None: ...
+    def on_queue_position(
+        self, connection: Connection, message: _protocol.QueuePositionMessage
+    ) -> None: ...
+    def on_generation_ended(
+        self, connection: Connection, message: _protocol.GenerationEndedMessage
     ) -> None: ...
     def on_tick(self, connection: Connection, message: _protocol.GenerationTickMessage) -> None: ...
     def on_server_error(self, connection: Connection, error: DecartSDKError) -> None: ...
@@ -145,6 +156,11 @@ class MediaTransport(Protocol):
         """Release everything it opened. Idempotent; reports nothing."""
 
 
+def _is_legacy_server(exc: BaseException) -> bool:
+    # By name: the class lives in _livekit, which imports the optional livekit package.
+    return type(exc).__name__ == "LegacyServer"
+
+
 def _ack_limit(message: StateMessage) -> float:
     """How long the protocol waits for this message's acknowledgement (section 7)."""
     if isinstance(message, _protocol.PromptMessage):
@@ -157,12 +173,18 @@ class ConnectionPlan:
     """What each connection of one session is opened with; a reconnect opens the same plan."""
 
     role: Role
-    url: str
+    url: str | None  # the control WebSocket; None for a LiveKit viewer, which has none
     model: ModelDefinition | None = None
     source: VideoSource | None = None  # a producer's input
     ice_servers: Any = None
     media_executor: concurrent.futures.Executor | None = None
     video_codec: str | None = None
+    #: ``webrtc`` or ``livekit`` (``_transports.choose`` decides, from what the caller asked).
+    transport: str = "webrtc"
+    #: With ``livekit``: carry on with ``webrtc`` when the server does not know ``livekit_join``.
+    fallback: bool = False
+    #: A LiveKit viewer's room credentials, fetched afresh for each connection.
+    viewer_ticket: Any = None
 
 
 class Connection:
@@ -171,7 +193,7 @@ class Connection:
     def __init__(self, plan: ConnectionPlan, listener: ConnectionListener) -> None:
         self.role = plan.role
         self.plan = plan
-        self.host = urlsplit(plan.url).hostname or ""
+        self.host = urlsplit(plan.url or "").hostname or ""
         self._listener = listener
         self._signaling: SignalingChannel | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -184,7 +206,15 @@ class Connection:
         self._ended = False
         self._server_error: DecartSDKError | None = None
         self.session_id: str | None = None
-        self._media: MediaTransport = WebRTCMedia(self)
+        self._media: MediaTransport = self._media_for(plan.transport)
+
+    def _media_for(self, transport: str) -> MediaTransport:
+        if transport == "livekit":
+            # Imported here: the livekit package is needed only by sessions that use it.
+            from decart_sync.realtime._livekit import LiveKitMedia
+
+            return LiveKitMedia(self, self.plan.viewer_ticket)
+        return WebRTCMedia(self)
 
     @property
     def transport(self) -> str:
@@ -197,13 +227,14 @@ class Connection:
         (cancelling this coroutine closes everything it opened)."""
         self._opening = self.new_waiter()
         try:
-            self._signaling = await SignalingChannel.open(
-                self.plan.url,
-                timeout=30.0,
-                on_message=self._on_message,
-                on_closed=self._on_signaling_closed,
-            )
-            await self._media.connect(initial)
+            if self.plan.url is not None:
+                self._signaling = await SignalingChannel.open(
+                    self.plan.url,
+                    timeout=30.0,
+                    on_message=self._on_message,
+                    on_closed=self._on_signaling_closed,
+                )
+            await self._connect_media(initial)
             await self.race(self._opening)
             self._open = True
         except BaseException as exc:
@@ -215,6 +246,20 @@ class Connection:
             if isinstance(exc, Exception) and self._server_error is not None:
                 raise self._server_error from None
             raise
+
+    async def _connect_media(self, initial: AckedState | None) -> None:
+        from_livekit = self._media.name == "livekit"
+        try:
+            await self._media.connect(initial)
+        except Exception as exc:
+            if not (from_livekit and self.plan.fallback and _is_legacy_server(exc)):
+                raise
+            # Same WebSocket, the legacy order: the server already has (or will acknowledge)
+            # the state sent with the join; sending it again only repeats what it applied.
+            _log.info("the server does not know livekit_join; using the webrtc transport")
+            await self._media.close()
+            self._media = self._media_for("webrtc")
+            await self._media.connect(initial)
 
     async def establish(self, initial: AckedState | None) -> None:
         """Send a producer's initial state and wait for its acknowledgement, as long as the
@@ -283,6 +328,15 @@ class Connection:
         if not self._ended:
             self._listener.on_video_frame(self, frame)
 
+    def room_assigned(self, info: _protocol.LiveKitRoomInfoMessage) -> None:
+        """A LiveKit room for this connection: its session id, and the viewers' token."""
+        self.session_id = info.session_id
+        token = _protocol.RoomToken(info.room_name).encode() if self.role == "producer" else None
+        self._listener.on_session(self, info.session_id, token)
+
+    def queue_position(self, message: _protocol.QueuePositionMessage) -> None:
+        self._listener.on_queue_position(self, message)
+
     # ------------------------------------------------------------------ incoming
 
     def _on_message(self, message: _protocol.ServerMessage) -> None:
@@ -290,7 +344,10 @@ class Connection:
             return
         if isinstance(message, _protocol.SessionIdMessage):
             self.session_id = message.session_id
-            self._listener.on_session_id(self, message)
+            token = _protocol.SubscribeToken(
+                message.session_id, message.server_ip, message.server_port
+            )
+            self._listener.on_session(self, message.session_id, token.encode())
         elif isinstance(message, _protocol.PromptAckMessage):
             waiters = self._prompt_acks.get(message.prompt)
             if waiters:
@@ -310,6 +367,7 @@ class Connection:
             self._listener.on_tick(self, message)
         elif isinstance(message, _protocol.GenerationEndedMessage):
             _log.info("generation ended after %ss: %s", message.seconds, message.reason)
+            self._listener.on_generation_ended(self, message)
             if _protocol.INSUFFICIENT_CREDITS in message.reason.lower():
                 self._on_error_message(InsufficientCreditsError(message.reason))
 

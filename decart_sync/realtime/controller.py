@@ -57,6 +57,8 @@ class SessionController:
     ) -> None:
         self.role = plan.role
         self._plan = plan
+        #: The media transport of the latest connection (``webrtc`` after a fallback).
+        self.transport = plan.transport
         self._hub = hub
         self._emitter = emitter
         self._on_state = on_state
@@ -114,6 +116,7 @@ class SessionController:
         self._connection = connection
         try:
             await asyncio.wait_for(connection.open(initial), self._connect_timeout)
+            self.transport = connection.transport
         except DecartSDKError:
             raise
         except asyncio.TimeoutError:
@@ -136,15 +139,26 @@ class SessionController:
         if self._current(connection):
             self._set_state(state)
 
-    def on_session_id(self, connection: Connection, message: _protocol.SessionIdMessage) -> None:
+    def on_session(
+        self, connection: Connection, session_id: str, subscribe_token: str | None
+    ) -> None:
         if not self._current(connection):
             return
-        self.session_id = message.session_id
-        if self.role == "producer":
-            token = _protocol.SubscribeToken(
-                message.session_id, message.server_ip, message.server_port
-            )
-            self.subscribe_token = token.encode()
+        self.session_id = session_id
+        if self.role == "producer" and subscribe_token is not None:
+            self.subscribe_token = subscribe_token
+
+    def on_queue_position(
+        self, connection: Connection, message: _protocol.QueuePositionMessage
+    ) -> None:
+        if self._current(connection):
+            self._emitter.emit("queue_position", message)
+
+    def on_generation_ended(
+        self, connection: Connection, message: _protocol.GenerationEndedMessage
+    ) -> None:
+        if self._current(connection):
+            self._emitter.emit("generation_ended", message)
 
     def on_tick(self, connection: Connection, message: _protocol.GenerationTickMessage) -> None:
         if self._current(connection):

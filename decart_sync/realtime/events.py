@@ -67,7 +67,10 @@ class EventEmitter:
                 handlers.remove(callback)
 
     def emit(self, event: str, payload: Any) -> None:
-        """Deliver ``payload`` to ``event``'s listeners; callable from any thread, O(1)."""
+        """Deliver ``payload`` to ``event``'s listeners; callable from any thread, O(1). An event
+        this kind of session does not offer (a producer's, on a viewer) goes nowhere."""
+        if event not in self._handlers:
+            return
         with self._lock:
             early = self._early[event]
             if early is not None:

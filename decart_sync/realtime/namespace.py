@@ -11,6 +11,7 @@ from decart_sync import models as _models
 from decart_sync._protocol import user_agent
 from decart_sync.errors import InvalidInputError
 from decart_sync.models import ModelDefinition
+from decart_sync.realtime._transports import Transport
 from decart_sync.realtime.options import RealtimeConnectOptions, SubscribeOptions
 from decart_sync.realtime.retry import ReconnectPolicy
 from decart_sync.realtime.session import (
@@ -47,6 +48,8 @@ class RealtimeNamespace:
         resolution: str | None = None,
         reconnect: ReconnectPolicy | None = None,
         video_codec: str | None = None,
+        transport: Transport = "auto",
+        speed: str | None = None,
         timeout: float | None = None,
     ) -> RealtimeClient:
         """Open a producer session and return once it is connected.
@@ -55,6 +58,9 @@ class RealtimeNamespace:
         ``decart_sync.media.as_source`` accepts; without one the session gets a
         :class:`~decart_sync.media.PushSource` and you feed it with ``session.send(frame)``.
         The initial state is ``initial_state``, or ``prompt``/``image``/``enhance`` for short.
+        ``transport``: ``"auto"`` (LiveKit for Decart's service, the legacy ``webrtc`` for an
+        emulator on loopback), ``"livekit"`` or ``"webrtc"``; ``speed="fast"`` where the model
+        offers it.
         """
 
         definition = _models.realtime(model) if isinstance(model, str) else model
@@ -72,6 +78,8 @@ class RealtimeNamespace:
             resolution=resolution,
             reconnect=reconnect or ReconnectPolicy(),
             video_codec=video_codec,
+            transport=transport,
+            speed=speed,
         )
         client = self._client
         client._ensure_open()
@@ -93,6 +101,7 @@ class RealtimeNamespace:
         *,
         on_remote_stream: Callable[[Any], None] | None = None,
         ice_servers: Sequence[Any] | None = None,
+        transport: Transport = "auto",
         timeout: float | None = None,
     ) -> SubscribeClient:
         """Watch the session whose producer shared ``token`` (its ``subscribe_token``)."""
@@ -103,7 +112,10 @@ class RealtimeNamespace:
             realtime_base=client.realtime_base_url,
             api_key=client.api_key,
             options=SubscribeOptions(
-                token=token, on_remote_stream=on_remote_stream, ice_servers=ice_servers
+                token=token,
+                on_remote_stream=on_remote_stream,
+                ice_servers=ice_servers,
+                transport=transport,
             ),
             timeout=timeout,
             agent=user_agent(client.integration),

@@ -9,6 +9,7 @@ import attrs
 
 from decart_sync.errors import InvalidInputError
 from decart_sync.models import ModelDefinition
+from decart_sync.realtime._transports import Transport, check_transport
 from decart_sync.realtime.retry import ReconnectPolicy
 from decart_sync.types import ModelState
 
@@ -17,8 +18,9 @@ from decart_sync.types import ModelState
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
 RESOLUTIONS = ("720p", "1080p")
-#: Video codecs a session may prefer; None lets aiortc offer its defaults (VP8, then H.264).
-VIDEO_CODECS = ("vp8", "h264")
+#: Video codecs a session may prefer (vp9 and av1 on the livekit transport only); None: the
+#: transport's default (H.264 on livekit, as Decart's clients; aiortc's VP8 then H.264 on webrtc).
+VIDEO_CODECS = ("vp8", "h264", "vp9", "av1")
 
 
 def _model(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -44,6 +46,10 @@ def _codec(instance: object, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise InvalidInputError(f"video_codec must be one of {VIDEO_CODECS} or None, got {value!r}")
 
 
+def _transport(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    check_transport(value)
+
+
 def _state(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, ModelState):
         raise InvalidInputError(
@@ -57,8 +63,10 @@ class RealtimeConnectOptions:
 
     ``ice_servers``: ``None`` picks the default (none for a server on loopback, the official
     STUN server otherwise); a list (of URLs or ``aiortc.RTCIceServer``) is used as given.
-    ``video_codec``: ``"vp8"`` or ``"h264"`` to prefer one codec in the offer; ``None`` offers
-    aiortc's defaults, as the official client does.
+    ``video_codec``: the codec to send (``"h264"``, ``"vp8"``; ``"vp9"``, ``"av1"`` on livekit);
+    ``None`` is the transport's default.
+    ``transport``: ``"auto"`` (``livekit`` for Decart's service, ``webrtc`` for a server on
+    loopback such as the local emulator), ``"livekit"`` or ``"webrtc"``.
     """
 
     model: ModelDefinition = attrs.field(validator=_model)
@@ -70,6 +78,16 @@ class RealtimeConnectOptions:
     resolution: str | None = attrs.field(default=None, validator=_resolution)
     reconnect: ReconnectPolicy = attrs.field(factory=ReconnectPolicy)
     video_codec: str | None = attrs.field(default=None, validator=_codec)
+    transport: Transport = attrs.field(default="auto", validator=_transport)
+    #: ``"fast"`` for the models that have a fast mode (``model.speeds``); None: normal speed.
+    speed: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.speed is not None and self.speed not in self.model.speeds:
+            offered = ", ".join(self.model.speeds) or "none"
+            raise InvalidInputError(
+                f"speed {self.speed!r} is not offered by {self.model.name} (offered: {offered})"
+            )
 
 
 @attrs.frozen
@@ -81,3 +99,6 @@ class SubscribeOptions:
         default=None, validator=_optional_callable
     )
     ice_servers: Sequence[Any] | None = None
+    #: How to watch: ``auto`` follows the token (a LiveKit-era token joins the room, a legacy
+    #: one opens the legacy viewer WebSocket); ``livekit``/``webrtc`` insist on one.
+    transport: Transport = attrs.field(default="auto", validator=_transport)

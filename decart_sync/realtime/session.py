@@ -32,6 +32,7 @@ from decart_sync.errors import (
     SessionClosedError,
 )
 from decart_sync.models import ModelDefinition
+from decart_sync.realtime._transports import choose
 from decart_sync.realtime.connection import AckedState, ConnectionPlan, StateMessage
 from decart_sync.realtime.controller import SessionController
 from decart_sync.realtime.events import EventEmitter
@@ -79,7 +80,13 @@ def _realtime_base(base_url: str) -> str:
 class _Session:
     """What producers and viewers share: state, events, frames, stats, lifecycle."""
 
-    _events: tuple[str, ...] = ("connection_change", "error", "generation_tick")
+    _events: tuple[str, ...] = (
+        "connection_change",
+        "error",
+        "generation_tick",
+        "generation_ended",
+        "queue_position",
+    )
 
     def __init__(self, loop_thread: LoopThread, label: str) -> None:
         self._loop_thread = loop_thread
@@ -177,6 +184,11 @@ class _Session:
         return self._closed or self._controller.final_error is not None
 
     @property
+    def transport(self) -> str:
+        """How the video travels: ``livekit`` (Decart's service) or ``webrtc`` (legacy)."""
+        return self._controller.transport
+
+    @property
     def session_id(self) -> str | None:
         """The id of the current realtime inference session (None until the server sends it)."""
         return self._controller.session_id
@@ -184,9 +196,12 @@ class _Session:
     # ------------------------------------------------------------------ events
 
     def on(self, event: str, callback: Callable[[Any], Any]) -> None:
-        """Listen to ``connection_change`` (state), ``error`` (DecartSDKError) or
-        ``generation_tick`` (GenerationTickMessage). Callbacks run on the SDK's callback pool,
-        in event order; blocking SDK calls are allowed in them."""
+        """Listen to ``connection_change`` (state), ``error`` (DecartSDKError),
+        ``generation_tick`` (GenerationTickMessage), ``generation_ended``
+        (GenerationEndedMessage: ``seconds``, ``reason``) or ``queue_position``
+        (QueuePositionMessage: ``position``, ``queue_size``; while the service queues a LiveKit
+        session). Callbacks run on the SDK's callback pool, in event order; blocking SDK calls
+        are allowed in them."""
         self._emitter.on(event, callback)
 
     def off(self, event: str, callback: Callable[[Any], Any]) -> None:
@@ -256,6 +271,7 @@ class _Session:
             fps_out=round(self._controller.fps_out.rate(), 2),
             rtt_ms=None if rtt is None else round(rtt * 1000, 2),
             state=self._state,
+            transport=self.transport,
         )
 
     def _source_rate(self) -> float:
@@ -326,6 +342,7 @@ class RealtimeClient(_Session):
         self._source = source
         self._owned_source = source if owned_source else None
         self._model = options.model
+        choice = choose(options.transport, url, options.video_codec)
         plan = ConnectionPlan(
             role="producer",
             url=url,
@@ -334,6 +351,8 @@ class RealtimeClient(_Session):
             ice_servers=options.ice_servers,
             media_executor=loop_thread.media_executor,
             video_codec=options.video_codec,
+            transport=choice.transport,
+            fallback=choice.fallback,
         )
         self._controller = SessionController(
             plan=plan,
@@ -555,18 +574,13 @@ class SubscribeClient(_Session):
         self,
         *,
         loop_thread: LoopThread,
-        url: str,
+        plan: ConnectionPlan,
         options: SubscribeOptions,
         connect_timeout: float,
+        session_id: str | None,
         label: str,
     ) -> None:
         super().__init__(loop_thread, label)
-        plan = ConnectionPlan(
-            role="viewer",
-            url=url,
-            ice_servers=options.ice_servers,
-            media_executor=loop_thread.media_executor,
-        )
         self._controller = SessionController(
             plan=plan,
             hub=self._hub,
@@ -577,8 +591,8 @@ class SubscribeClient(_Session):
             on_remote_stream=options.on_remote_stream,
             remote_stream_handle=self,
         )
-        # The server may not repeat the id to a viewer; the token already names the session.
-        self._controller.session_id = _protocol.SubscribeToken.decode(options.token).sid
+        # The server may not repeat the id to a viewer; a legacy token already names it.
+        self._controller.session_id = session_id
 
 
 _numbers = iter(range(1, 1 << 62))
@@ -616,6 +630,7 @@ def _connect_producer(
         api_key=api_key,
         agent=agent,
         resolution=options.resolution,
+        speed=options.speed,
     )
     loop_thread.acquire()
     try:
@@ -646,16 +661,17 @@ def _connect_viewer(
 ) -> SubscribeClient:
     if not isinstance(options, SubscribeOptions):
         raise InvalidInputError("options must be SubscribeOptions(token=...)")
-    token = _protocol.SubscribeToken.decode(options.token)
+    token = _protocol.parse_subscribe_token(options.token)
     limit = limit_timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
-    url = _protocol.subscribe_url(realtime_base, token, api_key=api_key, agent=agent)
     loop_thread.acquire()
     try:
+        plan = _viewer_plan(token, options, realtime_base, api_key, agent, loop_thread)
         session = SubscribeClient(
             loop_thread=loop_thread,
-            url=url,
+            plan=plan,
             options=options,
             connect_timeout=limit,
+            session_id=token.sid if isinstance(token, _protocol.SubscribeToken) else None,
             label=f"viewer-{next(_numbers)}",
         )
     except BaseException:
@@ -663,3 +679,40 @@ def _connect_viewer(
         raise
     session._open(AckedState(), limit)
     return session
+
+
+def _viewer_plan(
+    token: _protocol.SubscribeToken | _protocol.RoomToken,
+    options: SubscribeOptions,
+    realtime_base: str,
+    api_key: str,
+    agent: str,
+    loop_thread: LoopThread,
+) -> ConnectionPlan:
+    """A token says which era its session is of, so it decides the viewer's transport."""
+    if isinstance(token, _protocol.SubscribeToken):
+        if options.transport == "livekit":
+            raise InvalidInputError(
+                "this subscribe token is a legacy (webrtc) one; a LiveKit viewer needs a "
+                "token from a livekit session"
+            )
+        return ConnectionPlan(
+            role="viewer",
+            url=_protocol.subscribe_url(realtime_base, token, api_key=api_key, agent=agent),
+            ice_servers=options.ice_servers,
+            media_executor=loop_thread.media_executor,
+        )
+    if options.transport == "webrtc":
+        raise InvalidInputError(
+            "this subscribe token names a LiveKit room; the webrtc transport cannot watch it"
+        )
+    choose("livekit", realtime_base)  # raises a clear error without the livekit package
+    from decart_sync.realtime._livekit import watch_stream
+
+    return ConnectionPlan(
+        role="viewer",
+        url=None,  # a LiveKit viewer has no control WebSocket
+        media_executor=loop_thread.media_executor,
+        transport="livekit",
+        viewer_ticket=watch_stream(realtime_base, token.room_name, api_key=api_key, agent=agent),
+    )

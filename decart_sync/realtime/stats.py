@@ -19,6 +19,8 @@ class SessionStats:
     fps_out: float
     rtt_ms: float | None
     state: str
+    #: The media transport of the current connection: ``livekit`` or ``webrtc``.
+    transport: str = "webrtc"
 
 
 class RateMeter:

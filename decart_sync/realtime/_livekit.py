@@ -1,0 +1,305 @@
+"""The current media transport, ``livekit`` (protocol sections 3, 4 and 9): the control
+WebSocket asks for a room, and the video travels through a LiveKit room that the ``livekit``
+SDK joins.
+
+A :class:`LiveKitMedia` is one connection's media, a sibling of ``_webrtc.WebRTCMedia``:
+
+- a producer sends ``livekit_join`` (with ``passthrough`` when it has no initial state) and, as
+  its own frame at once, its initial state, as Decart's JS client does; it waits for
+  ``livekit_room_info`` (15 s, a timer the first ``queue_position`` stops) and for the state's
+  acknowledgement, joins the room, publishes its source as a video track, and takes the video
+  of the ``inference-server-*`` participant;
+- a viewer joins with credentials fetched from ``/watch-stream`` and publishes nothing;
+- a server that does not know ``livekit_join`` says so with an ``error``: the producer carries
+  on with the legacy offer/answer on the same WebSocket (``auto`` only).
+
+The ``livekit`` SDK runs on the loop it is created on, which is the SDK's loop thread, so every
+room callback arrives there. Its frames are converted natively (I420 planes, no Python pixel
+loops) and handed on as the same ``av.VideoFrame`` s the legacy transport delivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
+
+import av
+import numpy as np
+import requests
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from livekit import rtc
+
+from decart_sync import _protocol
+from decart_sync._redact import get_logger, redact, register_secret
+from decart_sync.errors import (
+    DecartTimeoutError,
+    InvalidAPIKeyError,
+    SessionClosedError,
+    WebRTCError,
+)
+
+if TYPE_CHECKING:
+    from decart_sync.realtime.connection import AckedState, Connection
+
+_log = get_logger(__name__)
+
+INFERENCE_PREFIX: Final = "inference-server-"
+#: How long a producer waits for its room before the service says anything (section 7).
+ROOM_INFO_TIMEOUT: Final = 15.0
+_CODECS: Final = {
+    "h264": rtc.VideoCodec.H264,
+    "vp8": rtc.VideoCodec.VP8,
+    "vp9": rtc.VideoCodec.VP9,
+    "av1": rtc.VideoCodec.AV1,
+}
+DEFAULT_CODEC: Final = "h264"
+_FETCH_TIMEOUT: Final = 15.0
+
+#: Fetches a viewer's room credentials (``POST /watch-stream/{room}``), fresh on every connect.
+ViewerTicket = Callable[[], Awaitable[_protocol.LiveKitRoomInfoMessage]]
+
+
+def watch_stream(realtime_base: str, room_name: str, *, api_key: str, agent: str) -> ViewerTicket:
+    """How a viewer gets into ``room_name``: ``POST /watch-stream/{room}`` for fresh
+    credentials, again on every connect, since a LiveKit access token expires (section 4)."""
+    url = f"{_protocol.http_base(realtime_base)}/watch-stream/{quote(room_name, safe='')}"
+
+    def fetch() -> _protocol.LiveKitRoomInfoMessage:
+        try:
+            response = requests.post(
+                url, headers={"x-api-key": api_key, "User-Agent": agent}, timeout=_FETCH_TIMEOUT
+            )
+        except requests.RequestException as exc:
+            raise WebRTCError(f"could not ask {url} for the room: {redact(str(exc))}") from None
+        if response.status_code in (401, 403):
+            raise InvalidAPIKeyError(f"the server refused the API key for {url}")
+        if response.status_code == 404:
+            raise SessionClosedError(f"no live session in room {room_name!r} (HTTP 404)")
+        if not 200 <= response.status_code < 300:
+            raise WebRTCError(
+                f"watch-stream failed: HTTP {response.status_code}: {redact(response.text[:500])}"
+            )
+        try:
+            data = _protocol.parse_json(response.content)
+            return _protocol.LiveKitRoomInfoMessage(
+                str(data["livekit_url"]),
+                str(data["token"]),
+                str(data["room_name"]),
+                str(data.get("session_id") or ""),
+            )
+        except (_protocol.ProtocolViolation, KeyError, TypeError):
+            raise WebRTCError("watch-stream answered with unexpected JSON") from None
+
+    async def ticket() -> _protocol.LiveKitRoomInfoMessage:
+        return await asyncio.get_running_loop().run_in_executor(None, fetch)
+
+    return ticket
+
+
+class LegacyServer(Exception):
+    """The server refused ``livekit_join`` as an unknown message: it speaks only ``webrtc``."""
+
+
+def is_livekit_join_refusal(text: str) -> bool:
+    lowered = text.lower()
+    return "livekit_join" in lowered and ("unknown" in lowered or "unsupported" in lowered)
+
+
+def check_codec(codec: str | None) -> None:
+    if codec is not None and codec.lower() not in _CODECS:
+        raise ValueError(f"the livekit transport sends {', '.join(_CODECS)}; got {codec!r}")
+
+
+class LiveKitMedia:
+    """The LiveKit room of one connection."""
+
+    name: Final = "livekit"
+
+    def __init__(self, connection: Connection, viewer_ticket: ViewerTicket | None = None) -> None:
+        self._connection = connection
+        self._viewer_ticket = viewer_ticket
+        self._room: rtc.Room | None = None
+        self._source: rtc.VideoSource | None = None
+        self._local_track: MediaStreamTrack | None = None
+        self._streams: list[rtc.VideoStream] = []
+        self._room_info: asyncio.Future[_protocol.LiveKitRoomInfoMessage] | None = None
+        self._queued = asyncio.Event()
+        self._closing = False
+        self.room_name: str | None = None
+
+    # ------------------------------------------------------------------ opening
+
+    async def connect(self, initial: AckedState | None) -> None:
+        """Raises :class:`LegacyServer` when the server does not know ``livekit_join``."""
+        connection = self._connection
+        if connection.role == "viewer":
+            assert self._viewer_ticket is not None
+            info = await self._viewer_ticket()
+        else:
+            info = await self._ask_for_a_room(initial)
+        register_secret(info.token)
+        self.room_name = info.room_name
+        connection.room_assigned(info)
+        await self._join(info)
+
+    async def _ask_for_a_room(
+        self, initial: AckedState | None
+    ) -> _protocol.LiveKitRoomInfoMessage:
+        connection = self._connection
+        passthrough = initial is None or initial.is_passthrough
+        self._room_info = connection.new_waiter()
+        await connection.send(_protocol.LiveKitJoinMessage(passthrough))
+        # The initial state goes out at once, as its own message; the room can be joined while
+        # its acknowledgement is on the way, and the connection opens once both are done.
+        state_ack = None if passthrough else asyncio.ensure_future(connection.establish(initial))
+        try:
+            info = await self._wait_for_room()
+            if state_ack is not None:
+                await connection.race(state_ack)
+        except BaseException:
+            if state_ack is not None:
+                state_ack.cancel()
+            raise
+        return info
+
+    async def _wait_for_room(self) -> _protocol.LiveKitRoomInfoMessage:
+        assert self._room_info is not None
+        connection = self._connection
+        queued: asyncio.Future[Any] = asyncio.ensure_future(self._queued.wait())
+        waiters: set[asyncio.Future[Any]] = {self._room_info, queued}
+        try:
+            done, _ = await asyncio.wait(
+                waiters, timeout=ROOM_INFO_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                raise DecartTimeoutError(
+                    f"the server handed out no LiveKit room within {ROOM_INFO_TIMEOUT:g}s"
+                )
+        finally:
+            queued.cancel()
+        # Queued: the connect's own timeout bounds the wait from here.
+        info: _protocol.LiveKitRoomInfoMessage = await connection.race(self._room_info)
+        return info
+
+    async def _join(self, info: _protocol.LiveKitRoomInfoMessage) -> None:
+        connection = self._connection
+        room = rtc.Room(loop=asyncio.get_running_loop())
+        self._room = room
+        room.on("track_subscribed", self._on_track_subscribed)
+        room.on("disconnected", self._on_disconnected)
+        try:
+            await room.connect(info.livekit_url, info.token, rtc.RoomOptions(auto_subscribe=True))
+        except rtc.ConnectError as exc:
+            raise WebRTCError(f"could not join the LiveKit room: {exc.message}") from None
+        if connection.role == "producer":
+            await self._publish(room)
+        connection.media_connected()
+
+    async def _publish(self, room: rtc.Room) -> None:
+        connection = self._connection
+        model = connection.plan.model
+        assert model is not None
+        self._source = rtc.VideoSource(model.width, model.height)
+        track = rtc.LocalVideoTrack.create_video_track("decart-sync", self._source)
+        codec = (connection.plan.video_codec or DEFAULT_CODEC).lower()
+        # One layer at the model's size: the model takes one input, and a simulcast's lower
+        # layers would only cost encoding time on this machine.
+        options = rtc.TrackPublishOptions(
+            source=rtc.TrackSource.SOURCE_CAMERA, video_codec=_CODECS[codec], simulcast=False
+        )
+        await room.local_participant.publish_track(track, options)
+        self._local_track = connection.open_source_track()
+        connection.spawn(self._pump(self._local_track, self._source))
+
+    # ------------------------------------------------------------------ messages
+
+    def on_message(self, message: _protocol.ServerMessage) -> bool:
+        if isinstance(message, _protocol.LiveKitRoomInfoMessage):
+            if self._room_info is not None and not self._room_info.done():
+                self._room_info.set_result(message)
+            return True
+        if isinstance(message, _protocol.QueuePositionMessage):
+            self._queued.set()
+            self._connection.queue_position(message)
+            return True
+        if (
+            isinstance(message, _protocol.ErrorMessage)
+            and self._room_info is not None
+            and not self._room_info.done()
+            and is_livekit_join_refusal(message.error)
+        ):
+            self._room_info.set_exception(LegacyServer(message.error))
+            return True
+        return isinstance(message, _protocol.SessionIdMessage)  # a legacy message: not ours
+
+    # ------------------------------------------------------------------ media
+
+    def _on_track_subscribed(
+        self, track: rtc.Track, publication: Any, participant: rtc.RemoteParticipant
+    ) -> None:
+        # Only the model's output counts: any other participant (a viewer) is ignored.
+        if not participant.identity.startswith(INFERENCE_PREFIX):
+            return
+        if track.kind != rtc.TrackKind.KIND_VIDEO:
+            return
+        stream = rtc.VideoStream(
+            track, loop=asyncio.get_running_loop(), format=rtc.VideoBufferType.I420
+        )
+        self._streams.append(stream)
+        self._connection.spawn(self._drain(stream))
+
+    async def _drain(self, stream: rtc.VideoStream) -> None:
+        async for event in stream:
+            frame = event.frame
+            width, height = frame.width, frame.height
+            planes = np.frombuffer(frame.data, np.uint8)
+            # I420 is the layout PyAV's yuv420p takes as one (height * 3/2, width) array.
+            picture = av.VideoFrame.from_ndarray(
+                planes[: width * height * 3 // 2].reshape(height * 3 // 2, width),
+                format="yuv420p",
+            )
+            self._connection.deliver_frame(picture)
+
+    async def _pump(self, track: MediaStreamTrack, source: rtc.VideoSource) -> None:
+        """The session's source, paced and converted as for any transport, into the room."""
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            assert isinstance(frame, av.VideoFrame)
+            planes = frame.to_ndarray()  # yuv420p: one contiguous I420 array
+            lk_frame = rtc.VideoFrame(
+                frame.width, frame.height, rtc.VideoBufferType.I420, planes.data
+            )
+            seconds = frame.time or 0.0  # the pacer's stamp, on the track's clock
+            source.capture_frame(lk_frame, timestamp_us=int(seconds * 1_000_000))
+
+    def _on_disconnected(self, reason: Any = None) -> None:
+        if not self._closing:
+            self._connection.media_lost(WebRTCError(f"the LiveKit room disconnected ({reason})"))
+
+    async def round_trip_time(self) -> float | None:
+        return None  # the room's RTCP statistics are not exposed by the livekit SDK here
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._room_info is not None and not self._room_info.done():
+            self._room_info.cancel()
+        if self._local_track is not None:
+            self._local_track.stop()
+        for stream in self._streams:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+        self._streams.clear()
+        room, self._room = self._room, None
+        if room is not None:
+            with contextlib.suppress(Exception):
+                await room.disconnect()
+        source, self._source = self._source, None
+        if source is not None:
+            with contextlib.suppress(Exception):
+                await source.aclose()
