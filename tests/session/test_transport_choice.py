@@ -1,0 +1,69 @@
+"""transport="auto": decided from the server's URL alone, before anything is sent."""
+
+from __future__ import annotations
+
+import pytest
+from _session_helpers import SMALL_LUCY, still_frames
+
+from decart_sync import DecartClient, InvalidInputError
+from decart_sync._protocol import RoomToken, SubscribeToken, parse_subscribe_token
+from decart_sync.models import realtime
+from decart_sync.realtime import RealtimeConnectOptions, SubscribeOptions
+from decart_sync.realtime._transports import Choice, choose
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ws://127.0.0.1:8765/v1/stream?model=m",
+        "ws://localhost:1/v1/stream",
+        "ws://[::1]:1/v1/stream",
+        "ws://127.9.9.9:1/v1/stream",
+    ],
+)
+def test_a_server_on_loopback_gets_webrtc(url: str) -> None:
+    assert choose("auto", url) == Choice("webrtc")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["wss://api.decart.ai/v1/stream?model=m", "wss://api3.decart.ai/v1/stream", "ws://10.1.2.3/x"],
+)
+def test_any_other_server_gets_livekit_with_a_fallback(url: str) -> None:
+    assert choose("auto", url) == Choice("livekit", fallback=True)
+
+
+def test_an_explicit_choice_is_kept_and_never_falls_back() -> None:
+    assert choose("livekit", "ws://127.0.0.1:1/v1/stream") == Choice("livekit")
+    assert choose("webrtc", "wss://api.decart.ai/v1/stream") == Choice("webrtc")
+
+
+def test_a_codec_the_chosen_transport_cannot_send_is_refused() -> None:
+    assert choose("livekit", "wss://api.decart.ai/", "vp9").transport == "livekit"
+    with pytest.raises(InvalidInputError, match="vp9.*webrtc"):
+        choose("auto", "ws://127.0.0.1:1/", "vp9")
+
+
+def test_bad_transports_and_speeds_are_invalid_input() -> None:
+    with pytest.raises(InvalidInputError, match="transport must be one of"):
+        RealtimeConnectOptions(model=realtime("lucy-2.1"), transport="quic")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="transport must be one of"):
+        SubscribeOptions(token="t", transport="")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="speed 'fast' is not offered by lucy-restyle-2"):
+        RealtimeConnectOptions(model=realtime("lucy-restyle-2"), speed="fast")
+    assert RealtimeConnectOptions(model=realtime("lucy-2.6"), speed="fast").speed == "fast"
+
+
+def test_a_session_on_the_local_emulator_says_it_uses_webrtc(client: DecartClient) -> None:
+    with client.realtime.connect(SMALL_LUCY, still_frames()) as session:
+        assert session.transport == "webrtc"
+        assert session.stats().transport == "webrtc"
+        token = session.subscribe_token
+        assert isinstance(parse_subscribe_token(token), SubscribeToken)
+        with pytest.raises(InvalidInputError, match="legacy"):
+            client.realtime.subscribe(token, transport="livekit")
+
+
+def test_a_room_token_cannot_be_watched_over_webrtc(client: DecartClient) -> None:
+    with pytest.raises(InvalidInputError, match="LiveKit room"):
+        client.realtime.subscribe(RoomToken("decart-abc").encode(), transport="webrtc")
