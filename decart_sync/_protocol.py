@@ -30,7 +30,7 @@ from decart_sync.errors import (
 )
 
 DEFAULT_BASE_URL: Final = "https://api.decart.ai"
-DEFAULT_REALTIME_BASE_URL: Final = "wss://api3.decart.ai"
+DEFAULT_REALTIME_BASE_URL: Final = "wss://api.decart.ai"
 OFFICIAL_STUN_URL: Final = "stun:stun.l.google.com:19302"
 TOKENS_PATH: Final = "/v1/client/tokens"
 

@@ -14,6 +14,7 @@ from decart_sync._loop import LoopThread
 from decart_sync._redact import SecretText, get_logger, register_secret
 from decart_sync._timeouts import limit_timeout
 from decart_sync.errors import InvalidAPIKeyError, InvalidInputError, SessionClosedError
+from decart_sync.realtime._transports import Transport, check_transport
 from decart_sync.tokens import TokensClient
 
 if TYPE_CHECKING:
@@ -33,7 +34,10 @@ class DecartClient:
 
     ``api_key`` defaults to ``$DECART_API_KEY``; ``base_url`` (REST) to ``$DECART_BASE_URL`` or
     ``https://api.decart.ai``; ``realtime_base_url`` to ``$DECART_REALTIME_BASE_URL`` or
-    ``wss://api3.decart.ai``. ``integration`` is appended to the user agent.
+    ``wss://api.decart.ai``. ``integration`` is appended to the user agent. ``transport`` is
+    the media transport its sessions use unless ``connect()``/``subscribe()`` name one:
+    ``"auto"`` (LiveKit for Decart's service, the legacy ``webrtc`` for a server on loopback),
+    ``"livekit"`` or ``"webrtc"``.
 
     Sessions opened through :attr:`realtime` share this client's loop thread; :meth:`close`
     disconnects them and ends the thread.
@@ -47,6 +51,7 @@ class DecartClient:
         realtime_base_url: str | None = None,
         integration: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        transport: Transport = "auto",
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DECART_API_KEY")
         if not isinstance(key, str) or not key.strip():
@@ -68,6 +73,7 @@ class DecartClient:
         )
         self.integration = integration
         self.timeout = limit_timeout(timeout, DEFAULT_TIMEOUT)
+        self.transport: Transport = check_transport(transport)
         self._http = requests.Session()
         self._closed = False
         self._lock = threading.Lock()

@@ -48,7 +48,7 @@ class RealtimeNamespace:
         resolution: str | None = None,
         reconnect: ReconnectPolicy | None = None,
         video_codec: str | None = None,
-        transport: Transport = "auto",
+        transport: Transport | None = None,
         speed: str | None = None,
         timeout: float | None = None,
     ) -> RealtimeClient:
@@ -59,8 +59,8 @@ class RealtimeNamespace:
         :class:`~decart_sync.media.PushSource` and you feed it with ``session.send(frame)``.
         The initial state is ``initial_state``, or ``prompt``/``image``/``enhance`` for short.
         ``transport``: ``"auto"`` (LiveKit for Decart's service, the legacy ``webrtc`` for an
-        emulator on loopback), ``"livekit"`` or ``"webrtc"``; ``speed="fast"`` where the model
-        offers it.
+        emulator on loopback), ``"livekit"`` or ``"webrtc"``; None: the client's
+        ``transport``. ``speed="fast"`` where the model offers it.
         """
 
         definition = _models.realtime(model) if isinstance(model, str) else model
@@ -78,7 +78,7 @@ class RealtimeNamespace:
             resolution=resolution,
             reconnect=reconnect or ReconnectPolicy(),
             video_codec=video_codec,
-            transport=transport,
+            transport=transport or self._client.transport,
             speed=speed,
         )
         client = self._client
@@ -101,7 +101,7 @@ class RealtimeNamespace:
         *,
         on_remote_stream: Callable[[Any], None] | None = None,
         ice_servers: Sequence[Any] | None = None,
-        transport: Transport = "auto",
+        transport: Transport | None = None,
         timeout: float | None = None,
     ) -> SubscribeClient:
         """Watch the session whose producer shared ``token`` (its ``subscribe_token``)."""
@@ -115,7 +115,7 @@ class RealtimeNamespace:
                 token=token,
                 on_remote_stream=on_remote_stream,
                 ice_servers=ice_servers,
-                transport=transport,
+                transport=transport or client.transport,
             ),
             timeout=timeout,
             agent=user_agent(client.integration),

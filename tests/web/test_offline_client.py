@@ -69,7 +69,7 @@ def test_with_a_key_it_is_a_client_of_the_service_and_connects_nowhere(
         assert type(client) is DecartClient
         assert client.api_key == "sk-from-the-environment"
         assert client.base_url == "https://api.decart.ai"
-        assert client.realtime_base_url == "wss://api3.decart.ai"
+        assert client.realtime_base_url == "wss://api.decart.ai"
         assert set(threading.enumerate()) == threads_before  # no emulator, no loop thread
 
     # An explicit key and URLs (from Django settings, say) win over the environment.
