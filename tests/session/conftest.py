@@ -17,8 +17,11 @@ def emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def client(emulator: Emulator) -> Iterator[DecartClient]:
+def client(emulator: Emulator, request: pytest.FixtureRequest) -> Iterator[DecartClient]:
     with DecartClient(
-        api_key=emulator.api_key, base_url=emulator.url, realtime_base_url=emulator.realtime_url
+        api_key=emulator.api_key,
+        base_url=emulator.url,
+        realtime_base_url=emulator.realtime_url,
+        transport=request.config.getoption("--transport"),
     ) as c:
         yield c
