@@ -15,6 +15,7 @@ with 400 (bad body), 401 (no admin token) or 404 (unknown session).
     POST /_emulator/faults/delay-acks             {"seconds"}
     POST /_emulator/faults/withhold-acks          {"on"?: true}
     POST /_emulator/faults/reject-next            {"n", "error"?}
+    POST /_emulator/faults/queue-next             {"n", "seconds"}
     POST /_emulator/faults/trickle-candidates     {"on"?: true}
     POST /_emulator/faults/clear                  {}
     POST /_emulator/restart                       {}   (answers first, then restarts)
@@ -108,6 +109,11 @@ async def _reject_next(server: EmulatorServer, body: dict[str, Any]) -> dict[str
     return {}
 
 
+async def _queue_next(server: EmulatorServer, body: dict[str, Any]) -> dict[str, Any]:
+    server.queue_next(_number(body, "n"), _number(body, "seconds"))
+    return {}
+
+
 async def _clear(server: EmulatorServer, body: dict[str, Any]) -> dict[str, Any]:
     server.clear_faults()
     return {}
@@ -132,6 +138,7 @@ _FAULTS: Final[dict[str, _Handler]] = {
     "delay-acks": _delay_acks,
     "withhold-acks": _withhold_acks,
     "reject-next": _reject_next,
+    "queue-next": _queue_next,
     "trickle-candidates": _trickle_candidates,
     "clear": _clear,
 }

@@ -80,6 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also serve this model profile (repeatable), e.g. my-model:640x352@30",
     )
     parser.add_argument(
+        "--legacy-only",
+        action="store_true",
+        help="serve only the legacy WebRTC offer/answer transport: livekit_join gets "
+        "'unknown message type' (as a service without LiveKit rooms would answer)",
+    )
+    parser.add_argument(
         "--admin-token",
         default=None,
         metavar="T",
@@ -93,6 +99,7 @@ def _banner(emulator: Emulator) -> str:
   realtime base:  {emulator.realtime_url}
   API key:        {emulator.api_key}
   admin token:    {emulator.admin_token}   (Authorization: Bearer ..., under /_emulator/)
+  transports:     {", ".join(sorted(emulator.transports))}
 
 Connect with:
 
@@ -131,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         max_sessions_per_key=args.max_sessions_per_key,
         admin_token=args.admin_token,
         extra_models=args.extra_models,
+        transports=("webrtc",) if args.legacy_only else ("webrtc", "livekit"),
     )
     try:
         emulator.start()

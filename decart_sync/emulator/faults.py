@@ -3,9 +3,10 @@
 Faults aimed at one session (drop its WebSocket, fail its peer connection, freeze its video,
 end it) act on the session directly; see ``EmulatorServer``. This module holds the ones that
 change how the whole server behaves until they are cleared: acknowledgements delayed or withheld,
-the next N producer connections rejected, and the answer's candidates trickled as
-``ice-candidate`` messages (which the service never sends, and Decart's official Python client
-logs as an error).
+the next N producer connections rejected, the next N LiveKit sessions queued for a while before
+they get their room (``queue_position`` messages, as the service sends when it is busy), and the
+answer's candidates trickled as ``ice-candidate`` messages (which the service never sends, and
+Decart's official Python client logs as an error).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class FaultPlan:
     rejection_error: str = CAPACITY_ERROR
     #: Each answer is followed by its candidates as ``ice-candidate`` messages.
     trickle_candidates: bool = False
+    #: This many further ``livekit_join``\ s wait ``queue_seconds`` in the queue.
+    queued_left: int = 0
+    queue_seconds: float = 0.0
 
     def take_rejection(self) -> str | None:
         """The error text for a new producer connection that must be rejected, else None."""
@@ -40,12 +44,21 @@ class FaultPlan:
         self.rejections_left -= 1
         return self.rejection_error
 
+    def take_queue_slot(self) -> float | None:
+        """How long a new ``livekit_join`` must wait in the queue, or None: no queue."""
+        if self.queued_left <= 0:
+            return None
+        self.queued_left -= 1
+        return self.queue_seconds
+
     def clear(self) -> None:
         self.ack_delay = 0.0
         self.acks_withheld = False
         self.rejections_left = 0
         self.rejection_error = CAPACITY_ERROR
         self.trickle_candidates = False
+        self.queued_left = 0
+        self.queue_seconds = 0.0
 
 
 def validate_delay(seconds: object, what: str) -> float:

@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 from decart_sync._protocol import CAPACITY_ERROR, INSUFFICIENT_CREDITS
 from decart_sync._redact import get_logger, register_secret
 from decart_sync.emulator.auth import DEFAULT_API_KEY, parse_token_request
-from decart_sync.emulator.server import EmulatorServer
-from decart_sync.emulator.sessions import SessionInfo
+from decart_sync.emulator.server import EmulatorServer, validate_transports
+from decart_sync.emulator.sessions import TRANSPORTS, SessionInfo
 from decart_sync.models import ModelDefinition
 
 _log = get_logger(__name__)
@@ -77,6 +77,9 @@ class Emulator:
     the admin HTTP API (random unless given).
     ``extra_models`` are profiles served besides the registry's, e.g. a hand-made
     ``ModelDefinition`` for a model the SDK does not list yet, or a small size for tests.
+    ``transports`` are the media transports served: ``"livekit"`` (rooms, as the service today)
+    and ``"webrtc"`` (the legacy offer/answer); ``transports=("webrtc",)`` is a legacy-only
+    server, which answers ``livekit_join`` as an unknown message type.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class Emulator:
         admin_token: str | None = None,
         extra_models: Sequence[ModelDefinition] = (),
         max_sessions_per_key: int | None = None,
+        transports: Sequence[str] = TRANSPORTS,
     ) -> None:
         if isinstance(api_keys, str):
             api_keys = (api_keys,)
@@ -111,6 +115,7 @@ class Emulator:
         if not all(isinstance(m, ModelDefinition) for m in extra_models):
             raise ValueError("extra_models must hold decart_sync.models.ModelDefinition objects")
         self.extra_models = tuple(extra_models)
+        self.transports = validate_transports(transports)
         self.admin_token = admin_token or secrets.token_urlsafe(18)
         register_secret(self.admin_token)
         self._lock = threading.Lock()
@@ -194,6 +199,7 @@ class Emulator:
             max_sessions_per_key=self.max_sessions_per_key,
             notify=self._notify,
             extra_models=self.extra_models,
+            transports=self.transports,
         )
         stop_requested = asyncio.Event()
         try:
@@ -340,7 +346,8 @@ class Emulator:
         return self._call(lambda server: server.drop_websocket(session_id))
 
     def fail_peer_connection(self, session_id: str | None = None) -> int:
-        """Close the peer connection of one session (or every session); the session ends."""
+        """Close the peer connection (or the LiveKit room) of one session (or every session);
+        the session ends."""
         return self._await(lambda server: server.fail_peer_connection(session_id))
 
     def freeze_video(self, seconds: float, session_id: str | None = None) -> int:
@@ -365,12 +372,18 @@ class Emulator:
         """Reject the next ``n`` producer connections with ``error`` (then close)."""
         self._call(lambda server: server.reject_next(n, error))
 
+    def queue_next(self, n: int, seconds: float) -> None:
+        """Hold the next ``n`` LiveKit sessions in a queue for ``seconds`` each after their
+        ``livekit_join``, telling them their place (``queue_position``) about once a second,
+        before they get their room."""
+        self._call(lambda server: server.queue_next(n, seconds))
+
     def trickle_candidates(self, on: bool = True) -> None:
         """Follow each answer with its candidates as ``ice-candidate`` messages, which the
         service never sends (for clients that want to test they cope with them)."""
         self._call(lambda server: server.trickle_candidates(on))
 
     def clear_faults(self) -> None:
-        """Undo every fault still in effect (ack delay/withholding, rejections, trickled
-        candidates, frozen video)."""
+        """Undo every fault still in effect (ack delay/withholding, rejections, queueing,
+        trickled candidates, frozen video)."""
         self._call(lambda server: server.clear_faults())

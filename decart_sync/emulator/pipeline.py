@@ -3,7 +3,8 @@
 Three loops run per session, all on the emulator's event loop, none of them doing pixel work:
 
 - the **drain** reads every frame the client sends (someone must always read a remote track, or
-  aiortc queues frames without bound) and keeps only the newest one;
+  aiortc queues frames without bound) and keeps only the newest one; until the input is opened
+  (:meth:`FramePipeline.open_input`: the session has its initial state) it keeps none;
 - the **renderer** takes the newest input and has the session's current
   :class:`~decart_sync.emulator.effects.Effect` render it in an executor thread; inputs that
   arrive while it is busy replace each other and are counted as dropped;
@@ -72,7 +73,9 @@ class FramePipeline:
     """Drains one session's input video, renders it with the current effect, paces the output.
 
     Create and use it on the event loop. ``on_first_output`` is called (on the loop) when the
-    first rendered frame goes out.
+    first rendered frame goes out. With ``input_open=False`` input frames are read and counted
+    as dropped until :meth:`open_input`, as the service drops a session's frames until its
+    initial state (or passthrough) arrived.
     """
 
     def __init__(
@@ -80,8 +83,11 @@ class FramePipeline:
         model: ModelDefinition,
         executor: concurrent.futures.Executor,
         on_first_output: Callable[[], None],
+        *,
+        input_open: bool = True,
     ) -> None:
         self.model = model
+        self.input_open = input_open
         self.output = RenderedVideoTrack(self)
         self.frames_in = 0
         self.frames_out = 0
@@ -117,6 +123,10 @@ class FramePipeline:
 
     # ------------------------------------------------------------------ input
 
+    def open_input(self) -> None:
+        """Feed the frames that arrive from now on to the model."""
+        self.input_open = True
+
     def attach_input(self, track: MediaStreamTrack) -> None:
         """Start draining a track the client sends. Video feeds the model; audio is discarded."""
         if track.kind == "video":
@@ -133,6 +143,9 @@ class FramePipeline:
             if not isinstance(frame, av.VideoFrame):
                 continue
             self.frames_in += 1
+            if not self.input_open:
+                self.frames_dropped += 1
+                continue
             if self._pending is not None:
                 self.frames_dropped += 1
             self._pending = frame

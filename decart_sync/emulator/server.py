@@ -7,13 +7,19 @@ and the fault-injection operations, all on one host and port.
 Routes (protocol section 1 and 6)::
 
     GET  /v1/stream?api_key=&model=[&resolution=][&speed=]&user_agent=   producer WebSocket
-    GET  /subscribe/{sid}?IP=&port=&api_key=&user_agent=                 viewer WebSocket
+    GET  /subscribe/{sid}?IP=&port=&api_key=&user_agent=                 viewer WebSocket (webrtc)
+    POST /watch-stream/{room_name}                                       viewer credentials
+                                                                         (livekit; x-api-key)
+    *    /livekit/rtc...                                                 the LiveKit rooms
     POST /v1/client/tokens                                               client tokens (X-API-KEY)
     GET  /health                                                         liveness
     *    /_emulator/...                                                  admin API (see admin.py)
 
-The REST endpoints (tokens, health) answer cross-origin requests and their preflights, so that a
-page served from elsewhere can create tokens, as it can against the service.
+Both media transports are served unless the server is told otherwise (``transports``); a
+producer picks one with its first ``offer`` or ``livekit_join`` (see ``sessions.py``). The REST
+endpoints (tokens, watch-stream, health) answer cross-origin requests and their preflights, so
+that a page served from elsewhere can create tokens and watch a stream, as it can against the
+service.
 """
 
 from __future__ import annotations
@@ -57,9 +63,11 @@ from decart_sync.emulator.faults import (
 )
 from decart_sync.emulator.livekit import RoomHost, server_url
 from decart_sync.emulator.sessions import (
+    TRANSPORTS,
     ProducerSession,
     SessionContext,
     SessionInfo,
+    Transport,
     ViewerSession,
 )
 from decart_sync.emulator.signaling import SignalingChannel, SignalingSession, new_websocket
@@ -70,6 +78,7 @@ _log = get_logger(__name__)
 
 RESOLUTIONS: Final = ("720p", "1080p")
 HEALTH_PATH: Final = "/health"
+WATCH_STREAM_PREFIX: Final = "/watch-stream/"
 # The REST endpoints a page on another origin may call (the WebSockets need no CORS).
 _CORS_PATHS: Final = (TOKENS_PATH, HEALTH_PATH)
 # How long shutdown waits for sessions to say goodbye before cutting them off.
@@ -109,6 +118,30 @@ def _cors_headers(request: web.Request) -> dict[str, str]:
     }
 
 
+def _is_cors_path(path: str) -> bool:
+    return path in _CORS_PATHS or path.startswith(WATCH_STREAM_PREFIX)
+
+
+def _websocket_base(request: web.Request) -> str:
+    """The WebSocket base URL the client reached this server on (its ``Host``), so that the
+    room URLs handed to it work wherever it came from."""
+    return f"ws://{request.host}"
+
+
+def validate_transports(transports: Iterable[str]) -> frozenset[Transport]:
+    """The transports to serve: a non-empty selection of :data:`TRANSPORTS` (ValueError
+    otherwise)."""
+    if isinstance(transports, str):
+        transports = (transports,)
+    chosen = tuple(transports)
+    unknown = [t for t in chosen if t not in TRANSPORTS]
+    if not chosen or unknown:
+        raise ValueError(
+            f"transports must name at least one of {', '.join(TRANSPORTS)}, got {chosen!r}"
+        )
+    return frozenset(t for t in TRANSPORTS if t in chosen)
+
+
 def _rest_error(request: web.Request, text: str, status: int) -> web.Response:
     _log.info("%s %s from %s: %s %s", request.method, request.path, request.remote, status, text)
     return web.json_response({"error": text}, status=status)
@@ -130,6 +163,7 @@ class EmulatorServer:
         notify: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         extra_models: Iterable[ModelDefinition] = (),
+        transports: Iterable[str] = TRANSPORTS,
     ) -> None:
         for name, limit in (
             ("max_sessions", max_sessions),
@@ -149,14 +183,18 @@ class EmulatorServer:
         self.authority = Authority(api_keys, clock=clock)
         self.admin_token = admin_token
         self.faults = FaultPlan()
+        self.transports = validate_transports(transports)
         # Rendering and image decoding; never on the loop.
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="decart-emulator-render"
         )
         self._notify = notify
-        self._context = SessionContext(host, port, self.executor, self.faults, notify)
-        #: The LiveKit rooms of livekit-transport sessions, served under /livekit.
+        #: The LiveKit rooms of livekit-transport sessions, served under /livekit. Tickets name
+        #: the URL each client came in on; ``server_url`` is only the fallback.
         self.rooms = RoomHost(lambda: server_url(self.host, self.port), bind_host=host)
+        self._context = SessionContext(
+            host, port, self.executor, self.faults, notify, self.rooms, self.transports
+        )
         self.producers: dict[str, ProducerSession] = {}
         self._viewers: set[ViewerSession] = set()
         self._idle = asyncio.Event()
@@ -174,12 +212,13 @@ class EmulatorServer:
         app = web.Application(middlewares=[self._cors, self._admin_guard])
         app.router.add_get(HEALTH_PATH, self._health)
         app.router.add_post(TOKENS_PATH, self._create_token)
+        app.router.add_post(WATCH_STREAM_PREFIX + "{room_name}", self._watch_stream)
+        self.rooms.add_routes(app)
         registered = {realtime(name).url_path for name in realtime_model_names()}
         for path in sorted(registered | {m.url_path for m in self.extra_models.values()}):
             app.router.add_get(path, self._producer_endpoint)
         app.router.add_get("/subscribe/{sid}", self._viewer_endpoint)
         add_admin_routes(app, self)
-        self.rooms.add_routes(app)
         # No access log: request lines carry api_key in their query string.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_DRAIN_TIMEOUT)
         await runner.setup()
@@ -294,11 +333,41 @@ class EmulatorServer:
         token = self.authority.issue(token_request, owner=key)
         return web.json_response(token.response_body())
 
+    async def _watch_stream(self, request: web.Request) -> web.Response:
+        """Fresh credentials for a viewer of a live room (protocol section 4): any key that
+        could open the room's session may watch it."""
+        room_name = request.match_info["room_name"]  # aiohttp decoded it
+        try:
+            key = self.authority.authenticate(request.headers.get("x-api-key"))
+        except Rejected as exc:
+            return _rest_error(request, str(exc), 401)
+        producer = next(
+            (p for p in self.producers.values() if p.room_name == room_name and not p.ended),
+            None,
+        )
+        try:
+            if producer is None:
+                raise KeyError(room_name)
+            permit(key, model=producer.model.name, origin=request.headers.get("Origin"))
+            ticket = self.rooms.viewer_credentials(room_name, public_url=_websocket_base(request))
+        except KeyError:
+            return _rest_error(request, f"Room not found: {room_name!r}", 404)
+        except Rejected as exc:
+            return _rest_error(request, str(exc), 403)
+        return web.json_response(
+            {
+                "livekit_url": ticket.livekit_url,
+                "token": ticket.token,
+                "room_name": ticket.room_name,
+                "session_id": ticket.session_id,
+            }
+        )
+
     @web.middleware
     async def _cors(
         self, request: web.Request, handler: Callable[[web.Request], Any]
     ) -> web.StreamResponse:
-        if request.path not in _CORS_PATHS:
+        if not _is_cors_path(request.path):
             response: web.StreamResponse = await handler(request)
             return response
         if request.method == "OPTIONS":  # a preflight: no handler, no authentication
@@ -375,7 +444,14 @@ class EmulatorServer:
         except Rejected as exc:
             await channel.reject(str(exc))  # logged as it is sent
             return ws
-        session = ProducerSession(channel, self._context, model, grant, self._server_ip(request))
+        session = ProducerSession(
+            channel,
+            self._context,
+            model,
+            grant,
+            self._server_ip(request),
+            _websocket_base(request),
+        )
         _log.info("session %s opened (model %s)", session.session_id, model.name)
         await self._serve(session)
         _log.info("session %s closed", session.session_id)
@@ -429,12 +505,12 @@ class EmulatorServer:
         return len(targets)
 
     async def fail_peer_connection(self, session_id: str | None = None) -> int:
-        """Close sessions' peer connections (the sessions then end, as the service's do).
-        Returns how many peer connections it closed."""
-        links = [s.link for s in self._targets(session_id) if s.link is not None]
-        for link in links:
-            await link.close()
-        return len(links)
+        """Close sessions' peer connections or LiveKit rooms (the sessions then end, as the
+        service's do). Returns how many it closed."""
+        failed = 0
+        for session in self._targets(session_id):
+            failed += await session.fail_media()
+        return failed
 
     def freeze_video(self, seconds: float, session_id: str | None = None) -> int:
         """Repeat each session's last frame, with no new content, for ``seconds``."""
@@ -469,6 +545,10 @@ class EmulatorServer:
             raise ValueError("error must be a non-empty string")
         self.faults.rejections_left = validate_count(n)
         self.faults.rejection_error = error
+
+    def queue_next(self, n: int, seconds: float) -> None:
+        self.faults.queued_left = validate_count(n)
+        self.faults.queue_seconds = validate_delay(seconds, "seconds")
 
     def clear_faults(self) -> None:
         """Clear the server-wide faults and unfreeze every session's video."""

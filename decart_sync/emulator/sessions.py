@@ -1,11 +1,22 @@
 """Producer and viewer sessions: what happens on one realtime or subscribe WebSocket.
 
-A :class:`ProducerSession` follows protocol section 3: it accepts control messages (``prompt``,
-``set_image``) at any time, and an ``offer`` once an initial state was accepted or, as old JS
-clients (<= 0.0.47) send it, before any state, which then means passthrough. After the offer it
-sends ``session_id`` and ``answer`` (whose SDP carries the candidates; no ``ready``); when the
-first transformed frame goes out, ``generation_started`` and then a ``generation_tick`` every
-second. A time limit ends it with ``generation_ended`` reason ``timeout``.
+A :class:`ProducerSession` follows protocol section 3. It accepts control messages (``prompt``,
+``set_image``) at any time, and takes its media transport from the first media message it gets:
+
+- ``offer`` (legacy ``webrtc``): accepted once an initial state was, or, as old JS clients
+  (<= 0.0.47) send it, before any state, which then means passthrough. It is answered with
+  ``session_id`` and ``answer`` (whose SDP carries the candidates; no ``ready``).
+- ``livekit_join`` (``livekit``): passthrough at once if the join says so; then, after a stay in
+  the queue if the queue fault holds one (``queue_position`` messages), a room is opened on the
+  emulator's :class:`~decart_sync.emulator.livekit.RoomHost` and handed over as
+  ``livekit_room_info``. The initial state may come before the join (JS 0.1.x sends it right
+  after) or after the room info (Python 0.2.4); the frames the client publishes are dropped
+  until it has arrived. The room closes with the session.
+
+A media message of the other transport, or of one the server does not serve, is an ``error``.
+Both transports share the rest: the frame pipeline, the acks, and, when the first transformed
+frame goes out, ``generation_started`` and then a ``generation_tick`` every second. A time limit
+ends the session with ``generation_ended`` reason ``timeout``.
 An acknowledgement goes out only once the new state is in effect (a frame rendered with it is
 the latest output). :class:`ViewerSession` (section 4) receives the producer's output and may
 not change anything.
@@ -19,7 +30,7 @@ import binascii
 import concurrent.futures
 import uuid
 from collections.abc import Callable
-from typing import ClassVar, Final, Literal
+from typing import ClassVar, Final, Literal, get_args
 
 import attrs
 from aiohttp import WSCloseCode
@@ -31,8 +42,11 @@ from decart_sync._protocol import (
     GenerationEndedMessage,
     GenerationStartedMessage,
     GenerationTickMessage,
+    LiveKitJoinMessage,
+    LiveKitRoomInfoMessage,
     PromptAckMessage,
     PromptMessage,
+    QueuePositionMessage,
     ServerMessage,
     SessionIdMessage,
     SetImageAckMessage,
@@ -48,13 +62,19 @@ from decart_sync.emulator.effects import (
     effect_for,
 )
 from decart_sync.emulator.faults import FaultPlan
+from decart_sync.emulator.livekit import PipelineMedia, RoomHost
 from decart_sync.emulator.pipeline import FramePipeline, discard_track
 from decart_sync.emulator.signaling import SignalingChannel, SignalingSession
 from decart_sync.models import ModelDefinition
 
 _log = get_logger(__name__)
 
-SessionState = Literal["waiting_state", "negotiating", "generating", "ended"]
+SessionState = Literal["waiting_state", "queued", "negotiating", "generating", "ended"]
+#: The media transports (protocol.md): ``livekit`` rooms, the legacy ``webrtc`` offer/answer.
+Transport = Literal["webrtc", "livekit"]
+TRANSPORTS: Final[tuple[Transport, ...]] = get_args(Transport)
+# How often a queued session is told its place.
+QUEUE_REPORT_INTERVAL: Final = 1.0
 
 SUBSCRIBER_CONTROL: Final = "Control messages are not allowed for subscribers"
 BLANK_PROMPT: Final = "prompt must not be empty or blank"
@@ -79,6 +99,10 @@ class SessionInfo:
     seconds: int
     #: ICE candidates the client trickled as ``ice-candidate`` messages.
     candidates_received: int
+    #: The media transport the client chose (None until its first ``offer`` or ``livekit_join``).
+    transport: Transport | None
+    #: The session's LiveKit room, once opened.
+    room_name: str | None
 
 
 @attrs.define
@@ -91,6 +115,19 @@ class SessionContext:
     faults: FaultPlan
     #: Called (on the loop) whenever a session's observable state changes.
     notify: Callable[[], None]
+    #: Hosts the sessions' LiveKit rooms.
+    rooms: RoomHost
+    #: The transports served; a media message of another is refused as an unknown type.
+    transports: frozenset[Transport] = frozenset(TRANSPORTS)
+    #: The ids of the sessions the queue fault holds, first come first.
+    queue: list[str] = attrs.field(factory=list)
+
+
+def unknown_type_error(kind: str) -> str:
+    """The ``error`` for a message type the server does not know: what
+    :func:`~decart_sync._protocol.parse_client_message` says, so a transport the server does
+    not serve looks exactly like one it never heard of (an ``auto`` client falls back on it)."""
+    return f"unknown message type {kind!r}"
 
 
 def decode_image_data(text: str) -> ReferenceImage:
@@ -120,7 +157,10 @@ class ProducerSession(SignalingSession):
         model: ModelDefinition,
         grant: Grant,
         server_ip: str,
+        room_base_url: str,
     ) -> None:
+        """``room_base_url``: the WebSocket base URL the client reached the server on, under
+        which its room is served (``ws://host:port``)."""
         super().__init__(channel, context.bind_host)
         self.session_id = uuid.uuid4().hex
         channel.label = f"session {self.session_id} ({channel.label})"
@@ -128,8 +168,15 @@ class ProducerSession(SignalingSession):
         self.grant = grant
         self.context = context
         self.server_ip = server_ip
-        self.pipeline = FramePipeline(model, context.executor, self._first_frame_sent)
+        self.room_base_url = room_base_url
+        # Closed until the initial state (or passthrough) arrives: a LiveKit client may publish
+        # before it sends its state.
+        self.pipeline = FramePipeline(
+            model, context.executor, self._first_frame_sent, input_open=False
+        )
         self.relay = MediaRelay()
+        self.transport: Transport | None = None
+        self.room_name: str | None = None
         self.viewers: set[ViewerSession] = set()
         self.prompt: str | None = None
         self.enhance = True
@@ -147,6 +194,8 @@ class ProducerSession(SignalingSession):
             return "ended"
         if self._generation_started_at is not None:
             return "generating"
+        if self.session_id in self.context.queue:
+            return "queued"
         return "negotiating" if self._state_accepted else "waiting_state"
 
     @property
@@ -171,6 +220,8 @@ class ProducerSession(SignalingSession):
             state=self.state,
             seconds=self.seconds,
             candidates_received=self.candidates_received,
+            transport=self.transport,
+            room_name=self.room_name,
         )
 
     def on_changed(self) -> None:
@@ -183,6 +234,8 @@ class ProducerSession(SignalingSession):
             await self._set_prompt(message)
         elif isinstance(message, SetImageMessage):
             await self._set_image(message)
+        elif isinstance(message, LiveKitJoinMessage):
+            await self._join(message)
 
     async def _set_prompt(self, message: PromptMessage) -> None:
         if not message.prompt.strip():
@@ -232,6 +285,7 @@ class ProducerSession(SignalingSession):
         self.prompt, self.enhance, self.image = prompt, enhance, image
         await self.pipeline.set_effect(effect_for(prompt, image))
         self._state_accepted = True
+        self.pipeline.open_input()
         self.on_changed()
 
     async def _acknowledge(self, ack: ServerMessage) -> None:
@@ -248,9 +302,82 @@ class ProducerSession(SignalingSession):
         await asyncio.sleep(delay)
         await self.channel.send(message)
 
+    # ------------------------------------------------------------------ choosing a transport
+
+    def _transport_refusal(self, wanted: Transport, kind: str) -> str | None:
+        """Why a ``kind`` message asking for ``wanted`` is refused, or None if it may proceed."""
+        if wanted not in self.context.transports:
+            return unknown_type_error(kind)
+        if self.transport is not None and self.transport != wanted:
+            return (
+                f"unexpected {kind}: this session already uses the {self.transport} transport; "
+                f"open a new session for {wanted}"
+            )
+        return None
+
+    def webrtc_refusal(self, kind: str) -> str | None:
+        return self._transport_refusal("webrtc", kind)
+
+    # ------------------------------------------------------------------ LiveKit
+
+    async def _join(self, message: LiveKitJoinMessage) -> None:
+        refusal = self._transport_refusal("livekit", message.type)
+        if refusal is None and self.transport is not None:
+            refusal = "unexpected livekit_join: this session already joined; one room per session"
+        if refusal is not None:
+            await self.channel.send_error(refusal)
+            return
+        self.transport = "livekit"
+        self.on_changed()
+        if message.passthrough is True and not self._state_accepted:
+            # JS 0.1.x says so when its caller set no initial state, and sends none.
+            await self._apply(None, True, None)
+        wait = self.context.faults.take_queue_slot()
+        if wait is None:
+            await self._open_room()
+        else:
+            # From a task, so that the session keeps reading (its state, a close) while queued.
+            self.spawn(self._queue_then_open_room(wait), "queue")
+
+    async def _queue_then_open_room(self, seconds: float) -> None:
+        queue = self.context.queue
+        queue.append(self.session_id)
+        self.on_changed()
+        loop = asyncio.get_running_loop()
+        admitted_at = loop.time() + seconds
+        _log.info("session %s: queued for %.1fs (fault)", self.session_id, seconds)
+        try:
+            while True:
+                position = queue.index(self.session_id) + 1
+                await self.channel.send(QueuePositionMessage(position, len(queue)))
+                remaining = admitted_at - loop.time()
+                if remaining <= QUEUE_REPORT_INTERVAL:
+                    await asyncio.sleep(max(0.0, remaining))
+                    break
+                await asyncio.sleep(QUEUE_REPORT_INTERVAL)
+        finally:
+            queue.remove(self.session_id)
+            self.on_changed()
+        await self._open_room()
+
+    async def _open_room(self) -> None:
+        ticket = self.context.rooms.open_room(
+            self.session_id,
+            PipelineMedia(self.pipeline, self.relay),
+            public_url=self.room_base_url,
+        )
+        self.room_name = ticket.room_name
+        self.on_changed()
+        await self.channel.send(
+            LiveKitRoomInfoMessage(
+                ticket.livekit_url, ticket.token, ticket.room_name, ticket.session_id
+            )
+        )
+
     # ------------------------------------------------------------------ WebRTC
 
     async def before_offer(self) -> None:
+        self.transport = "webrtc"
         if not self._state_accepted:
             # What the service does for a JS client <= 0.0.47, which offers before any state.
             _log.info("session %s: offer before any initial state: passthrough", self.session_id)
@@ -303,7 +430,23 @@ class ProducerSession(SignalingSession):
         await asyncio.sleep(seconds)
         self.finish("timeout")
 
+    async def fail_media(self) -> bool:
+        """End the session's media as a network failure would: its peer connection closes, or
+        its room does (which ends the session, as a closed peer connection does). False if it
+        has no media yet."""
+        if self.link is not None:
+            await self.link.close()
+            return True
+        if self.room_name is not None:
+            await self.context.rooms.close_room(self.room_name)
+            self.end(code=WSCloseCode.INTERNAL_ERROR, reason_text="room closed")
+            return True
+        return False
+
     async def on_cleanup(self) -> None:
+        if self.room_name is not None:
+            # Its participants are sent away before the pipeline they read stops.
+            await self.context.rooms.close_room(self.room_name)
         await self.pipeline.close()
         for viewer in list(self.viewers):
             viewer.end(code=WSCloseCode.OK, reason_text="the session ended")

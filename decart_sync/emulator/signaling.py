@@ -3,8 +3,9 @@
 :class:`SignalingSession` reads the client's messages one at a time, strictly
 (:func:`~decart_sync._protocol.parse_client_message`): anything malformed is answered with an
 ``error`` message and the session carries on. It handles the WebRTC messages (one ``offer`` per
-session; the client's trickled ``ice-candidate``\\ s, a browser's final ``null`` included) and
-leaves the control messages to its subclass. The server trickles nothing back: its answer's SDP
+session; the client's trickled ``ice-candidate``\\ s, a browser's final ``null`` included) unless
+its subclass refuses them (a session that chose a LiveKit room), and leaves the control messages
+to its subclass. The server trickles nothing back: its answer's SDP
 carries its candidates, and Decart's official clients fail on a server ``ice-candidate`` or
 ``ready`` (protocol section 2); only a fault turns trickling on. Every ``error`` sent is logged at
 INFO, so a failing client can be diagnosed from the emulator's log alone. However a session ends
@@ -131,6 +132,11 @@ class SignalingSession:
     async def before_offer(self) -> None:
         """Called when an offer arrives, before it is applied."""
 
+    def webrtc_refusal(self, kind: str) -> str | None:
+        """The ``error`` to answer a WebRTC message (``offer``, ``ice-candidate``) with instead
+        of handling it, or None to handle it."""
+        return None
+
     def trickles_candidates(self) -> bool:
         """Whether to send the answer's candidates as ``ice-candidate`` messages too (a fault;
         the service does not)."""
@@ -191,10 +197,14 @@ class SignalingSession:
             await self.channel.send_error(str(exc))
             return
         try:
-            if isinstance(message, OfferMessage):
-                await self._on_offer(message)
-            elif isinstance(message, (IceCandidateMessage, EndOfCandidatesMessage)):
-                await self._on_candidate(message)
+            if isinstance(message, (OfferMessage, IceCandidateMessage, EndOfCandidatesMessage)):
+                refusal = self.webrtc_refusal(message.type)
+                if refusal is not None:
+                    await self.channel.send_error(refusal)
+                elif isinstance(message, OfferMessage):
+                    await self._on_offer(message)
+                else:
+                    await self._on_candidate(message)
             else:
                 await self.on_control(message)
         except asyncio.CancelledError:

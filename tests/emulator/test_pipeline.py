@@ -179,3 +179,32 @@ def test_closing_ends_the_output_track(executor: concurrent.futures.Executor) ->
 def test_effects_are_immutable_values() -> None:
     assert isinstance(effect_for(None, None), Effect)
     assert effect_for(None, None).name == "passthrough"
+
+
+def test_a_closed_input_reads_and_drops_frames_until_it_is_opened(
+    executor: concurrent.futures.Executor,
+) -> None:
+    # What a LiveKit session needs: its client may publish before its initial state arrived.
+    events: list[str] = []
+
+    async def main() -> None:
+        pipeline = FramePipeline(
+            MODEL, executor, lambda: events.append("first output"), input_open=False
+        )
+        track = QueueTrack()
+        pipeline.attach_input(track)
+        try:
+            for _ in range(3):
+                await track.queue.put(_input())
+            await asyncio.wait_for(_until(lambda: pipeline.frames_in == 3), 20)
+            assert pipeline.frames_dropped == 3
+            assert track.queue.empty()  # read, not left queued
+            pipeline.open_input()
+            await track.queue.put(_input())
+            await asyncio.wait_for(pipeline.next_output_frame(), 20)
+            assert events == ["first output"]
+            assert (pipeline.frames_in, pipeline.frames_dropped) == (4, 3)
+        finally:
+            await pipeline.close()
+
+    asyncio.run(main())
