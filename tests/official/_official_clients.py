@@ -1,7 +1,8 @@
 """Decart's official clients, fetched unmodified from their package registries for the tests.
 
-- The Python client (``decart`` on PyPI) goes into a virtualenv of its own: its dependencies
-  (aiortc, pydantic, websockets, OpenCV) must not mix with ours.
+- The Python client (``decart`` on PyPI) goes into a virtualenv of its own, one per version
+  (0.0.40, plain WebRTC; 0.2.4, LiveKit rooms): its dependencies (aiortc or ``livekit``,
+  pydantic, websockets, OpenCV) must not mix with ours.
 - The JS client (``@decartai/sdk`` on npm) is installed with its dependencies and bundled by
   esbuild (also from npm) into one ES module a page can import; its code is not changed.
 
@@ -10,7 +11,7 @@ seconds to minutes; using it, a moment). A lock file keeps two test runs from bu
 one at once, and a marker written last means a half-built one is never taken for a ready one.
 Nothing of theirs enters this repository.
 
-``.ci/run`` builds both before the tests: ``python tests/official/_official_clients.py``.
+``.ci/run`` builds them all before the tests: ``python tests/official/_official_clients.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Iterator, Sequence
 
 #: The last plain-WebRTC release of Decart's Python client (protocol.md).
 DECART_PY_VERSION = "0.0.40"
+#: The newest release of Decart's Python client on PyPI: LiveKit rooms (protocol.md).
+DECART_PY_LIVEKIT_VERSION = "0.2.4"
 #: A plain-WebRTC release of Decart's JS client that offers before any state (<= 0.0.47).
 DECART_JS_VERSION = "0.0.46"
 ESBUILD_VERSION = "0.24.2"
@@ -129,6 +132,7 @@ def official_js_bundle(version: str = DECART_JS_VERSION) -> pathlib.Path:
 
 
 if __name__ == "__main__":
-    print(official_python())
+    print(official_python(DECART_PY_VERSION))
+    print(official_python(DECART_PY_LIVEKIT_VERSION))
     if shutil.which("npm") is not None:
         print(official_js_bundle())
