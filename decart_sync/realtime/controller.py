@@ -98,24 +98,48 @@ class SessionController:
     # ------------------------------------------------------------------ connecting
 
     async def start(self, initial: AckedState) -> None:
-        """Open the first connection (bounded by the connect timeout)."""
+        """Open the first connection. As Decart's clients do, a failure that may pass (the
+        service at capacity, a network error) is tried again with the reconnect policy's
+        backoff, up to its number of attempts; a permanent one (a bad key, an unknown model,
+        refused input) is not. The connect timeout bounds it all: a retry that could not
+        finish in time is not started, and the last failure is raised."""
         self._ready = asyncio.Event()
         self._ended = asyncio.Event()
         self._control_lock = asyncio.Lock()
         self._set_state("connecting")
-        try:
-            await self._open_bounded(initial)
-        except BaseException as exc:
-            self.final_error = as_sdk_error(exc) if isinstance(exc, Exception) else None
-            await self.close()
-            raise
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._connect_timeout
+        attempt = 1
+        while True:
+            try:
+                await self._open_bounded(initial, deadline - loop.time())
+                break
+            except Exception as exc:
+                error = as_sdk_error(exc)
+                delay = self._policy.delay(attempt)
+                if (
+                    is_permanent(error)
+                    or attempt >= max(1, self._policy.attempts)
+                    or loop.time() + delay >= deadline
+                ):
+                    self.final_error = error
+                    await self.close()
+                    raise
+                _log.info("connect attempt %d failed (%s); again in %.1fs", attempt, error, delay)
+                self._connection = None
+                attempt += 1
+                await asyncio.sleep(delay)
+            except BaseException:
+                await self.close()
+                raise
         self.acked = initial
 
-    async def _open_bounded(self, initial: AckedState) -> None:
+    async def _open_bounded(self, initial: AckedState, limit: float | None = None) -> None:
+        limit = self._connect_timeout if limit is None else limit
         connection = Connection(self._plan, listener=self)
         self._connection = connection
         try:
-            await asyncio.wait_for(connection.open(initial), self._connect_timeout)
+            await asyncio.wait_for(connection.open(initial), limit)
             self.transport = connection.transport
         except DecartSDKError:
             raise

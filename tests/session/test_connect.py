@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from _session_helpers import SMALL_LUCY, picture, still_frames, wait_until
+from _session_helpers import FAST_RECONNECT, SMALL_LUCY, picture, still_frames, wait_until
 
 import decart_sync._workers
 from decart_sync import (
@@ -33,7 +33,7 @@ from decart_sync._protocol import SubscribeToken
 from decart_sync._receivers import MarkerJitterBuffer, _single_threaded
 from decart_sync.emulator import Emulator
 from decart_sync.media import PushSource
-from decart_sync.realtime import RealtimeClient, RealtimeConnectOptions
+from decart_sync.realtime import RealtimeClient, RealtimeConnectOptions, ReconnectPolicy
 
 
 def threads_outside_the_emulator() -> int:
@@ -115,7 +115,9 @@ def test_bad_key_fails_at_once_with_its_type(emulator: Emulator) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_capacity_error_surfaces_at_once() -> None:
+def test_capacity_is_tried_again_then_surfaces_as_a_capacity_error() -> None:
+    """As Decart's clients do: a full service may free up, so the first connect is tried again
+    with the reconnect policy's backoff; when it stays full, the error says so."""
     with (
         Emulator(max_sessions=1) as emu,
         DecartClient(
@@ -123,11 +125,17 @@ def test_capacity_error_surfaces_at_once() -> None:
         ) as client,
     ):
         first = client.realtime.connect(SMALL_LUCY, still_frames())
-        started = time.monotonic()
         with pytest.raises(ServerAtCapacityError, match="capacity"):
-            client.realtime.connect(SMALL_LUCY, still_frames())
-        assert time.monotonic() - started < 5
+            client.realtime.connect(
+                SMALL_LUCY, still_frames(), reconnect=ReconnectPolicy(**FAST_RECONNECT)
+            )
         assert first.is_connected()  # the first session is unaffected
+        first.disconnect()
+        emu.reject_next(2)  # full for two more tries, then room again
+        with client.realtime.connect(
+            SMALL_LUCY, still_frames(), reconnect=ReconnectPolicy(**FAST_RECONNECT)
+        ) as third:
+            assert third.is_connected()
 
 
 def test_unknown_model_is_model_not_found(client: DecartClient) -> None:

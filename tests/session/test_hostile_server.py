@@ -107,4 +107,6 @@ def test_a_malformed_sdp_answer_is_a_typed_error(
 
     proxy.rewrite = spoil_answer
     with pytest.raises(WebRTCError, match="answer"):
-        proxied.realtime.connect(SMALL_LUCY, still_frames(), timeout=15)
+        proxied.realtime.connect(
+            SMALL_LUCY, still_frames(), reconnect=ReconnectPolicy(**FAST_RECONNECT), timeout=15
+        )

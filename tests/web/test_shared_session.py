@@ -196,8 +196,9 @@ def test_a_failed_open_leaves_nothing_open_and_the_next_request_tries_again(
     sources: list[VideoSource],
     decart_emulator: Emulator,
 ) -> None:
-    shared = shared_factory()
-    decart_emulator.reject_next(1)  # the service is full, once
+    # One try only, so that the service being full once makes the open fail.
+    shared = shared_factory(reconnect=ReconnectPolicy(attempts=1))
+    decart_emulator.reject_next(1)
     with pytest.raises(ServerAtCapacityError):
         shared.session()
     assert shared.current() is None and sources[0].closed  # a camera would be released
