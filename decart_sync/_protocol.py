@@ -138,6 +138,14 @@ def realtime_url(
     return SecretText(f"{websocket_base(realtime_base)}{url_path}?{_query(pairs)}")
 
 
+def watch_stream_url(realtime_base: str, room_name: str) -> str:
+    """Where a LiveKit viewer asks for room credentials: the realtime base over HTTP(S)."""
+    base = websocket_base(realtime_base)
+    base = "https://" + base[len("wss://") :] if base.startswith("wss://") else base
+    base = "http://" + base[len("ws://") :] if base.startswith("ws://") else base
+    return f"{base}/watch-stream/{quote(room_name, safe='')}"
+
+
 def subscribe_url(realtime_base: str, token: SubscribeToken, *, api_key: str, agent: str) -> str:
     """The viewer URL for a subscribe token (protocol section 1)."""
     query = _query(

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import quote
 
 import av
 import numpy as np
@@ -65,7 +64,7 @@ ViewerTicket = Callable[[], Awaitable[_protocol.LiveKitRoomInfoMessage]]
 def watch_stream(realtime_base: str, room_name: str, *, api_key: str, agent: str) -> ViewerTicket:
     """How a viewer gets into ``room_name``: ``POST /watch-stream/{room}`` for fresh
     credentials, again on every connect, since a LiveKit access token expires (section 4)."""
-    url = f"{_protocol.http_base(realtime_base)}/watch-stream/{quote(room_name, safe='')}"
+    url = _protocol.watch_stream_url(realtime_base, room_name)
 
     def fetch() -> _protocol.LiveKitRoomInfoMessage:
         try:
