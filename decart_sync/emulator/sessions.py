@@ -216,7 +216,9 @@ class ProducerSession(SignalingSession):
             frames_in=self.pipeline.frames_in,
             frames_out=self.pipeline.frames_out,
             frames_dropped=self.pipeline.frames_dropped,
-            subscribers=len(self.viewers),
+            # Legacy viewers on their WebSockets, and LiveKit viewers in the session's room.
+            subscribers=len(self.viewers)
+            + (0 if self.room_name is None else self.context.rooms.viewers(self.room_name)),
             state=self.state,
             seconds=self.seconds,
             candidates_received=self.candidates_received,

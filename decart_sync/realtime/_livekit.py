@@ -112,6 +112,11 @@ def check_codec(codec: str | None) -> None:
         raise ValueError(f"the livekit transport sends {', '.join(_CODECS)}; got {codec!r}")
 
 
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class LiveKitMedia:
     """The LiveKit room of one connection."""
 
@@ -125,7 +130,7 @@ class LiveKitMedia:
         self._local_track: MediaStreamTrack | None = None
         self._streams: list[rtc.VideoStream] = []
         self._room_info: asyncio.Future[_protocol.LiveKitRoomInfoMessage] | None = None
-        self._queued = asyncio.Event()
+        self._room_timer: asyncio.TimerHandle | None = None
         self._closing = False
         self.room_name: str | None = None
 
@@ -154,6 +159,9 @@ class LiveKitMedia:
         # The initial state goes out at once, as its own message; the room can be joined while
         # its acknowledgement is on the way, and the connection opens once both are done.
         state_ack = None if passthrough else asyncio.ensure_future(connection.establish(initial))
+        if state_ack is not None:
+            # When the connect fails, this wait fails with it: the connect's error says so.
+            state_ack.add_done_callback(_consume_outcome)
         try:
             info = await self._wait_for_room()
             if state_ack is not None:
@@ -166,22 +174,24 @@ class LiveKitMedia:
 
     async def _wait_for_room(self) -> _protocol.LiveKitRoomInfoMessage:
         assert self._room_info is not None
-        connection = self._connection
-        queued: asyncio.Future[Any] = asyncio.ensure_future(self._queued.wait())
-        waiters: set[asyncio.Future[Any]] = {self._room_info, queued}
+        # The service answers within 15 s, or starts saying where the session is queued; the
+        # first queue_position stops this timer, and the connect's own timeout bounds the rest.
+        self._room_timer = asyncio.get_running_loop().call_later(
+            ROOM_INFO_TIMEOUT, self._room_overdue
+        )
         try:
-            done, _ = await asyncio.wait(
-                waiters, timeout=ROOM_INFO_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not done:
-                raise DecartTimeoutError(
+            info: _protocol.LiveKitRoomInfoMessage = await self._connection.race(self._room_info)
+        finally:
+            self._room_timer.cancel()
+        return info
+
+    def _room_overdue(self) -> None:
+        if self._room_info is not None and not self._room_info.done():
+            self._room_info.set_exception(
+                DecartTimeoutError(
                     f"the server handed out no LiveKit room within {ROOM_INFO_TIMEOUT:g}s"
                 )
-        finally:
-            queued.cancel()
-        # Queued: the connect's own timeout bounds the wait from here.
-        info: _protocol.LiveKitRoomInfoMessage = await connection.race(self._room_info)
-        return info
+            )
 
     async def _join(self, info: _protocol.LiveKitRoomInfoMessage) -> None:
         connection = self._connection
@@ -221,7 +231,8 @@ class LiveKitMedia:
                 self._room_info.set_result(message)
             return True
         if isinstance(message, _protocol.QueuePositionMessage):
-            self._queued.set()
+            if self._room_timer is not None:
+                self._room_timer.cancel()
             self._connection.queue_position(message)
             return True
         if (

@@ -203,6 +203,7 @@ def test_connect_disconnect_cycles_leave_threads_and_fds_as_they_were(
         raise AssertionError(f"leaked fds: {extra}; sockets: {connections}") from None
 
 
+@pytest.mark.webrtc_only
 @pytest.mark.parametrize("codec", ["vp8", "h264"])
 def test_preferred_codec_is_negotiated_and_frames_flow(client: DecartClient, codec: str) -> None:
     with client.realtime.connect(SMALL_LUCY, still_frames(), video_codec=codec) as session:

@@ -7,6 +7,7 @@ from _session_helpers import SMALL_LUCY, still_frames
 
 from decart_sync import DecartClient, InvalidInputError
 from decart_sync._protocol import RoomToken, SubscribeToken, parse_subscribe_token
+from decart_sync.emulator import Emulator
 from decart_sync.models import realtime
 from decart_sync.realtime import RealtimeConnectOptions, SubscribeOptions
 from decart_sync.realtime._transports import Choice, choose
@@ -54,8 +55,13 @@ def test_bad_transports_and_speeds_are_invalid_input() -> None:
     assert RealtimeConnectOptions(model=realtime("lucy-2.6"), speed="fast").speed == "fast"
 
 
-def test_a_session_on_the_local_emulator_says_it_uses_webrtc(client: DecartClient) -> None:
-    with client.realtime.connect(SMALL_LUCY, still_frames()) as session:
+def test_a_session_on_the_local_emulator_says_it_uses_webrtc(emulator: Emulator) -> None:
+    with (
+        DecartClient(
+            api_key=emulator.api_key, base_url=emulator.url, realtime_base_url=emulator.realtime_url
+        ) as client,
+        client.realtime.connect(SMALL_LUCY, still_frames()) as session,
+    ):
         assert session.transport == "webrtc"
         assert session.stats().transport == "webrtc"
         token = session.subscribe_token

@@ -134,6 +134,11 @@ class RoomHost:
         url = base.rstrip("/") + self.prefix
         return RoomTicket(url, token, room_name, self.rooms[room_name].session_id)
 
+    def viewers(self, room_name: str) -> int:
+        """How many viewers are in an open room (0 for a room not open)."""
+        room = self.rooms.get(room_name)
+        return 0 if room is None else room.viewers
+
     async def close_room(self, room_name: str) -> None:
         """Send everyone in the room away and forget it; a room not open is ignored."""
         room = self.rooms.pop(room_name, None)

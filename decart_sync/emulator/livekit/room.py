@@ -63,6 +63,11 @@ class Room:
         self._feeder: str | None = None
         self._drains: set[asyncio.Task[None]] = set()
 
+    @property
+    def viewers(self) -> int:
+        """Participants in the room other than the producer."""
+        return sum(1 for p in self.participants.values() if p.identity != self.producer_identity)
+
     # ------------------------------------------------------------------ descriptions
 
     def info(self) -> models.Room:
