@@ -39,6 +39,7 @@ from decart_sync.errors import (
     SessionClosedError,
     WebRTCError,
 )
+from decart_sync.realtime._transports import LegacyServer
 
 if TYPE_CHECKING:
     from decart_sync.realtime.connection import AckedState, Connection
@@ -96,10 +97,6 @@ def watch_stream(realtime_base: str, room_name: str, *, api_key: str, agent: str
         return await asyncio.get_running_loop().run_in_executor(None, fetch)
 
     return ticket
-
-
-class LegacyServer(Exception):
-    """The server refused ``livekit_join`` as an unknown message: it speaks only ``webrtc``."""
 
 
 def is_livekit_join_refusal(text: str) -> bool:

@@ -22,7 +22,7 @@ import attrs
 
 from decart_sync import _ice
 from decart_sync._redact import get_logger
-from decart_sync.errors import InvalidInputError
+from decart_sync.errors import InvalidInputError, SignalingError
 
 _log = get_logger(__name__)
 
@@ -32,6 +32,16 @@ TRANSPORTS: Final = ("auto", "livekit", "webrtc")
 CODECS: Final = {"webrtc": ("vp8", "h264"), "livekit": ("h264", "vp8", "vp9", "av1")}
 
 _warned = threading.Event()
+
+
+class LegacyServer(SignalingError):
+    """The server refused ``livekit_join`` as an unknown message: it speaks only ``webrtc``."""
+
+    def __init__(self, server_said: str) -> None:
+        super().__init__(
+            f"the server does not know the livekit transport ({server_said}); "
+            "connect with transport='webrtc', or 'auto' to fall back by itself"
+        )
 
 
 @attrs.frozen

@@ -34,6 +34,7 @@ from decart_sync.errors import (
     SessionClosedError,
     WebRTCError,
 )
+from decart_sync.realtime._transports import LegacyServer
 from decart_sync.realtime._webrtc import WebRTCMedia
 from decart_sync.realtime.signaling import SignalingChannel
 
@@ -156,11 +157,6 @@ class MediaTransport(Protocol):
         """Release everything it opened. Idempotent; reports nothing."""
 
 
-def _is_legacy_server(exc: BaseException) -> bool:
-    # By name: the class lives in _livekit, which imports the optional livekit package.
-    return type(exc).__name__ == "LegacyServer"
-
-
 def _ack_limit(message: StateMessage) -> float:
     """How long the protocol waits for this message's acknowledgement (section 7)."""
     if isinstance(message, _protocol.PromptMessage):
@@ -252,7 +248,7 @@ class Connection:
         try:
             await self._media.connect(initial)
         except Exception as exc:
-            if not (from_livekit and self.plan.fallback and _is_legacy_server(exc)):
+            if not (from_livekit and self.plan.fallback and isinstance(exc, LegacyServer)):
                 raise
             # Same WebSocket, the legacy order: the server already has (or will acknowledge)
             # the state sent with the join; sending it again only repeats what it applied.

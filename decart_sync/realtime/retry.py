@@ -19,6 +19,7 @@ from decart_sync.errors import (
     InvalidInputError,
     ModelNotFoundError,
 )
+from decart_sync.realtime._transports import LegacyServer
 
 
 @attrs.frozen
@@ -48,10 +49,17 @@ class ReconnectPolicy:
 
 def is_permanent(error: BaseException) -> bool:
     """Whether retrying cannot help: auth and permission failures, unknown models, and an account
-    out of credits (a new connection would be refused for the same reason)."""
+    out of credits (a new connection would be refused for the same reason), a server that does
+    not speak the transport asked for."""
     if isinstance(
         error,
-        (InvalidAPIKeyError, ModelNotFoundError, InvalidInputError, InsufficientCreditsError),
+        (
+            InvalidAPIKeyError,
+            ModelNotFoundError,
+            InvalidInputError,
+            InsufficientCreditsError,
+            LegacyServer,
+        ),
     ):
         return True
     if isinstance(error, DecartSDKError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _session_helpers import SMALL_LUCY, still_frames
 
-from decart_sync import DecartClient, InvalidInputError
+from decart_sync import DecartClient, InvalidInputError, SignalingError
 from decart_sync._protocol import RoomToken, SubscribeToken, parse_subscribe_token
 from decart_sync.emulator import Emulator
 from decart_sync.models import realtime
@@ -73,3 +73,40 @@ def test_a_session_on_the_local_emulator_says_it_uses_webrtc(emulator: Emulator)
 def test_a_room_token_cannot_be_watched_over_webrtc(client: DecartClient) -> None:
     with pytest.raises(InvalidInputError, match="LiveKit room"):
         client.realtime.subscribe(RoomToken("decart-abc").encode(), transport="webrtc")
+
+
+def test_auto_falls_back_to_webrtc_on_the_same_websocket_when_livekit_join_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that speaks only the legacy transport refuses livekit_join as an unknown
+    message; a session whose auto choice was livekit carries on with webrtc on that WebSocket.
+
+    auto picks livekit only for a server off loopback, and no test may contact one: the choice
+    is made here as auto makes it for such a server (its rule is tested above); everything
+    after it is real."""
+    import decart_sync.realtime.session as session_module
+
+    monkeypatch.setattr(session_module, "choose", lambda *args: Choice("livekit", fallback=True))
+    with (
+        Emulator(transports=("webrtc",)) as legacy,
+        DecartClient(
+            api_key=legacy.api_key, base_url=legacy.url, realtime_base_url=legacy.realtime_url
+        ) as client,
+        client.realtime.connect(SMALL_LUCY, still_frames(), prompt="noir") as session,
+    ):
+        assert session.transport == "webrtc"
+        (info,) = legacy.sessions()
+        assert (info.transport, info.prompt) == ("webrtc", "noir")
+        assert session.read(timeout=10)[0]
+        session.set_prompt("sketch", timeout=10)
+
+
+def test_an_explicit_livekit_session_does_not_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    with (
+        Emulator(transports=("webrtc",)) as legacy,
+        DecartClient(
+            api_key=legacy.api_key, base_url=legacy.url, realtime_base_url=legacy.realtime_url
+        ) as client,
+        pytest.raises(SignalingError, match="does not know the livekit transport"),
+    ):
+        client.realtime.connect(SMALL_LUCY, still_frames(), transport="livekit")  # not retried
