@@ -1,7 +1,7 @@
 """End-to-end latency and throughput of a session against the emulator, per model profile.
 
 Usage: ``python benchmarks/e2e.py [--quick] [--json PATH] [--duration S] [--only LABEL]
-[--no-custom-profile]``
+[--no-custom-profile] [--livekit]``
 
 For every distinct realtime profile in the model registry (fps, width, height; aliases are
 folded) and for a 640x352 profile, frames carrying their sequence number in pixels
@@ -16,6 +16,11 @@ latency of the path, not of an effect) and are read back in the user's thread:
   against the emulator's output clock sweeps a whole interval during the run (a real camera is
   not in phase with the service either). Each row is three sessions (one in ``--quick``) of a
   third of the time each, pooled.
+* **sdk H264 livekit** (with ``--livekit``): the same, over the LiveKit transport: the session
+  joins the emulator's room with the ``livekit`` package (libwebrtc). libwebrtc never uses
+  loopback, so with ``--livekit`` the whole benchmark re-runs itself in a private network
+  namespace (``decart_sync.testing``; needs root): both transports are measured in that one run,
+  side by side.
 * **raw VP8**: the raw asyncio + aiortc client of :mod:`_raw_client` (the floor), which renders
   each frame at its own slot, so it has no wait for a slot; its slots sweep against the
   emulator's clock. Latency: from handing the frame to aiortc to holding the BGR array in its
@@ -31,6 +36,8 @@ which answers at its own size (1280x720). Figures are reported, never asserted.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -282,6 +289,7 @@ def run_sdk(
     duration: float,
     codec: str,
     sessions: int,
+    transport: str = "webrtc",
 ) -> dict[str, Any]:
     """``sessions`` sessions one after the other, ``duration / sessions`` measured each: the
     feeder's sends and the emulator's output clock drift by one interval per session, and a few
@@ -295,7 +303,11 @@ def run_sdk(
         window.mark()  # the peak includes connecting
         source = TimedPushSource()
         session = client.realtime.connect(
-            profile.definition(), source, video_codec=codec, timeout=CONNECT_TIMEOUT
+            profile.definition(),
+            source,
+            video_codec=codec,
+            transport=transport,  # type: ignore[arg-type]
+            timeout=CONNECT_TIMEOUT,
         )
         feeder = Feeder(source, profile.in_size, profile.fps, sweep=round(profile.fps * share))
         try:
@@ -324,7 +336,8 @@ def run_sdk(
             session.disconnect()
     name = {"vp8": "VP8", "h264": "H264"}[codec]
     return {
-        "client": "sdk",
+        "client": "sdk" if transport == "webrtc" else f"sdk {transport}",
+        "transport": transport,
         "codec": name,
         "sessions": sessions,
         **_row_head(profile),
@@ -461,11 +474,13 @@ def _peak(process: dict[str, Any]) -> str:
 def summary(rows: list[dict[str, Any]]) -> str:
     parts = []
     for row in rows:
-        if row["client"] != "sdk" or row["codec"] != "VP8":
+        livekit = row["client"] == "sdk livekit"
+        if not livekit and (row["client"] != "sdk" or row["codec"] != "VP8"):
             continue
         latency = row["latency_ms"]
         parts.append(
-            f"{row['profile'].split()[0]} {row['out_fps']:.1f}/{row['model_fps']} fps "
+            f"{row['profile'].split()[0]}{' livekit' if livekit else ''} "
+            f"{row['out_fps']:.1f}/{row['model_fps']} fps "
             f"p50 {_common.fmt(latency['p50'], 0)} ms p99 {_common.fmt(latency['p99'], 0)} ms"
         )
     return "e2e: " + ("; ".join(parts) if parts else "no sdk rows")
@@ -478,11 +493,18 @@ def main(argv: list[str] | None = None) -> int:
         "--only", action="append", metavar="TEXT", help="run profiles whose label contains TEXT"
     )
     arguments.add_argument(
+        "--livekit",
+        action="store_true",
+        help="add rows over the LiveKit transport (re-runs in a private network namespace)",
+    )
+    arguments.add_argument(
         "--no-custom-profile",
         action="store_true",
         help="send 640x352 to lucy-2.1 instead of registering a 640x352 model in the emulator",
     )
     args = arguments.parse_args(argv)
+    if args.livekit and not os.environ.get(_IN_NETNS):
+        return _rerun_in_netns(argv)
     warmup = 0.5 if args.quick else 1.5
     duration = args.duration or (1.5 if args.quick else 9.0)
     sdk_sessions = 1 if args.quick else 3
@@ -491,13 +513,15 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [p for p in chosen if any(text in p.label for text in args.only)]
     elif args.quick:
         chosen = chosen[-1:]  # the small profile: CI checks that everything runs, quickly
-    kinds: list[tuple[str, str, bool]] = [
-        ("sdk", "vp8", False),
-        ("sdk", "h264", False),
-        ("raw", "vp8", True),
+    kinds: list[tuple[str, str, bool, str]] = [
+        ("sdk", "vp8", False, "webrtc"),
+        ("sdk", "h264", False, "webrtc"),
+        ("raw", "vp8", True, "webrtc"),
     ]
+    if args.livekit:
+        kinds.insert(2, ("sdk", "h264", False, "livekit"))
     if not args.quick:
-        kinds.insert(2, ("raw", "vp8", False))
+        kinds.insert(-1, ("raw", "vp8", False, "webrtc"))
 
     info = _common.machine()
     print("decart-sync end to end: frames through a session and the emulator, passthrough")
@@ -516,10 +540,17 @@ def main(argv: list[str] | None = None) -> int:
             ) as client,
         ):
             for profile in chosen:
-                for kind, codec, on_marker in kinds:
+                for kind, codec, on_marker, transport in kinds:
                     if kind == "sdk":
                         row = run_sdk(
-                            emulator, client, profile, warmup, duration, codec, sdk_sessions
+                            emulator,
+                            client,
+                            profile,
+                            warmup,
+                            duration,
+                            codec,
+                            sdk_sessions,
+                            transport,
                         )
                     else:
                         row = run_raw(emulator, loop, profile, warmup, duration, codec, on_marker)
@@ -541,6 +572,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(line)
     return 0
+
+
+_IN_NETNS = "DECART_SYNC_BENCH_IN_NETNS"
+
+
+def _rerun_in_netns(argv: list[str] | None) -> int:
+    """This script again, in a private network namespace where libwebrtc can reach the
+    emulator (its clients gather on 127.0.0.2, the emulator listens on 127.0.0.1)."""
+    from decart_sync.testing import netns_command, netns_unavailable_reason
+
+    reason = netns_unavailable_reason()
+    if reason is not None:
+        print(f"e2e: --livekit needs a private network namespace: {reason}", file=sys.stderr)
+        return 2
+    command = netns_command([sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)])
+    return subprocess.run(command, env={**os.environ, _IN_NETNS: "1"}, check=False).returncode
 
 
 if __name__ == "__main__":
