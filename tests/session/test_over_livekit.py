@@ -30,9 +30,7 @@ def test_the_session_suite_passes_over_livekit(private_netns: Callable[..., obje
             "-m",
             "pytest",
             "tests/session",
-            "--transport=livekit",
-            "-m",
-            "not slow",
+            "--transport=livekit",  # all of it, the 50-cycle leak test included
             "-q",
             "-p",
             "no:randomly",
