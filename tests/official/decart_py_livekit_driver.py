@@ -23,10 +23,15 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/_pictures.py
+from _pictures import difference as same_size_difference
+from _pictures import pattern
 from decart import (
     ModelState,
     Prompt,
@@ -46,23 +51,10 @@ EFFECT_MINIMUM = 30.0
 MATCH_TOLERANCE = 14.0
 
 
-def pattern(width: int, height: int) -> np.ndarray:
-    """An RGB picture with distinct colours and a luma ramp, so that effects show in pixels."""
-    x = np.linspace(40, 215, width, dtype=np.float32)
-    y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
-    image = np.empty((height, width, 3), np.float32)
-    image[..., 0] = x[None, :] * (0.4 + 0.6 * y)
-    image[..., 1] = 200 - 120 * y
-    image[..., 2] = 60
-    image[: height // 2, : width // 3] = (200, 40, 40)
-    image[height // 2 :, 2 * width // 3 :] = (40, 60, 200)
-    return image.astype(np.uint8)
-
-
 def difference(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         a = cv2.resize(a, (b.shape[1], b.shape[0]), interpolation=cv2.INTER_AREA)
-    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+    return same_size_difference(a, b)
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
