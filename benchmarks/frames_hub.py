@@ -14,7 +14,7 @@ import time
 import av
 import numpy as np
 
-from decart_sync.realtime.frames import FrameHub
+from decart_sync.realtime._frames import FrameHub
 
 
 def publish_cost(consumers: int, frames: list[av.VideoFrame]) -> float:

@@ -18,7 +18,7 @@ from decart_sync.realtime._transports import Transport, check_transport
 from decart_sync.tokens import TokensClient
 
 if TYPE_CHECKING:
-    from decart_sync.realtime.namespace import RealtimeNamespace
+    from decart_sync.realtime._namespace import RealtimeNamespace
 
 __all__ = ["DecartClient"]
 
@@ -109,7 +109,7 @@ class DecartClient:
         self._ensure_open()
         with self._lock:
             if self._realtime is None:
-                from decart_sync.realtime.namespace import RealtimeNamespace
+                from decart_sync.realtime._namespace import RealtimeNamespace
 
                 self._realtime = RealtimeNamespace(self)
             return self._realtime

@@ -33,9 +33,9 @@ from decart_sync.errors import InvalidInputError
 from decart_sync.media.mjpeg import MjpegBroadcaster
 from decart_sync.media.sources import VideoSource
 from decart_sync.models import ModelDefinition
+from decart_sync.realtime._retry import ReconnectPolicy
+from decart_sync.realtime._session import RealtimeClient
 from decart_sync.realtime._transports import Transport, check_transport
-from decart_sync.realtime.retry import ReconnectPolicy
-from decart_sync.realtime.session import RealtimeClient
 from decart_sync.types import ImageInput
 
 __all__ = ["SharedSession"]

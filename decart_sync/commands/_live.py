@@ -31,7 +31,7 @@ from decart_sync.errors import DecartSDKError, DecartTimeoutError, SessionClosed
 from decart_sync.media.recorder import RecordingResult, SessionRecorder
 from decart_sync.media.sources import VideoSource
 from decart_sync.models import ModelDefinition
-from decart_sync.realtime.session import RealtimeClient
+from decart_sync.realtime._session import RealtimeClient
 
 __all__ = ["LivePlan", "LiveResult", "Progress", "finish", "print_summary", "stream_session"]
 

@@ -41,7 +41,7 @@ from decart_sync._timeouts import wait_timeout
 from decart_sync.errors import DecartTimeoutError, InvalidInputError, SessionClosedError
 from decart_sync.media.recorder import FrameSource
 from decart_sync.media.snapshot import DEFAULT_QUALITY, JpegEncoder, encode_jpeg
-from decart_sync.realtime.frames import FrameConsumer
+from decart_sync.realtime._frames import FrameConsumer
 
 __all__ = ["MjpegBroadcaster"]
 

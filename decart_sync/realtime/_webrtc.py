@@ -20,7 +20,7 @@ from decart_sync.errors import SignalingError, WebRTCError
 from decart_sync.realtime._transports import CODECS
 
 if TYPE_CHECKING:
-    from decart_sync.realtime.connection import AckedState, Connection
+    from decart_sync.realtime._connection import AckedState, Connection
 
 _log = get_logger(__name__)
 

@@ -30,8 +30,8 @@ from decart_sync.errors import (
     SessionClosedError,
     WebRTCError,
 )
-from decart_sync.realtime import frames as frames_module
-from decart_sync.realtime.frames import FrameConsumer, FrameHub, FrameInfo
+from decart_sync.realtime import _frames as frames_module
+from decart_sync.realtime._frames import FrameConsumer, FrameHub, FrameInfo
 from decart_sync.testing import wait_until
 
 pytestmark = pytest.mark.timeout(30)
@@ -554,7 +554,7 @@ CHILD = textwrap.dedent(
     """
     import sys, threading, time
     from decart_sync.errors import DecartTimeoutError
-    from decart_sync.realtime.frames import FrameHub
+    from decart_sync.realtime._frames import FrameHub
 
     hub = FrameHub()
     consumer = hub.consumer()

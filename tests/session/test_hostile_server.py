@@ -15,7 +15,7 @@ from _session_helpers import FAST_RECONNECT, SMALL_LUCY, still_frames, wait_unti
 from decart_sync import DecartClient, DecartSDKError, SignalingError, WebRTCError
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import ReconnectPolicy
-from decart_sync.realtime.signaling_reader import THREAD_NAME
+from decart_sync.realtime._signaling_reader import THREAD_NAME
 
 DEEP_JSON = "[" * 5000 + "]" * 5000
 

@@ -14,7 +14,7 @@ from _session_helpers import SMALL_LUCY, picture, still_frames, wait_until
 from decart_sync import DecartClient, InvalidInputError, SessionClosedError
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import RealtimeClient, SubscribeOptions
-from decart_sync.realtime.frames import FrameInfo
+from decart_sync.realtime._frames import FrameInfo
 
 
 def test_frames_come_at_the_model_size_in_every_access_style(client: DecartClient) -> None:

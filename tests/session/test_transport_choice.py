@@ -84,7 +84,7 @@ def test_auto_falls_back_to_webrtc_on_the_same_websocket_when_livekit_join_is_un
     auto picks livekit only for a server off loopback, and no test may contact one: the choice
     is made here as auto makes it for such a server (its rule is tested above); everything
     after it is real."""
-    import decart_sync.realtime.session as session_module
+    import decart_sync.realtime._session as session_module
 
     monkeypatch.setattr(session_module, "choose", lambda *args: Choice("livekit", fallback=True))
     with (

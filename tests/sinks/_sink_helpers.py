@@ -11,7 +11,7 @@ import av
 import numpy as np
 
 from decart_sync.media import render_test_pattern
-from decart_sync.realtime.frames import FrameConsumer, FrameHub
+from decart_sync.realtime._frames import FrameConsumer, FrameHub
 from decart_sync.testing import wait_until as wait_until  # re-exported for the tests here
 
 WIDTH, HEIGHT = 320, 176

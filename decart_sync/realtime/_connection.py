@@ -34,9 +34,9 @@ from decart_sync.errors import (
     SessionClosedError,
     WebRTCError,
 )
+from decart_sync.realtime._signaling import SignalingChannel
 from decart_sync.realtime._transports import LegacyServer
 from decart_sync.realtime._webrtc import WebRTCMedia
-from decart_sync.realtime.signaling import SignalingChannel
 
 if TYPE_CHECKING:
     from decart_sync.media.sources import VideoSource

@@ -1,6 +1,6 @@
 """The signaling WebSocket of one connection, over websocket-client.
 
-websocket-client is blocking: the process's shared reader (:mod:`.signaling_reader`, one thread
+websocket-client is blocking: the process's shared reader (:mod:`._signaling_reader`, one thread
 for every connection) reads incoming messages and hands each parsed one to the loop thread with
 ``call_soon_threadsafe``. Everything else (opening, sending, closing) is called from the loop
 thread as coroutines; the blocking parts of those run in the loop's executor so the loop never
@@ -24,7 +24,7 @@ from decart_sync.errors import (
     SignalingError,
     WebRTCError,
 )
-from decart_sync.realtime.signaling_reader import shared_reader
+from decart_sync.realtime._signaling_reader import shared_reader
 
 _log = get_logger(__name__)
 

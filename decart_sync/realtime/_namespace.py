@@ -11,15 +11,15 @@ from decart_sync import models as _models
 from decart_sync._protocol import user_agent
 from decart_sync.errors import InvalidInputError
 from decart_sync.models import ModelDefinition
-from decart_sync.realtime._transports import Transport
-from decart_sync.realtime.options import RealtimeConnectOptions, SubscribeOptions
-from decart_sync.realtime.retry import ReconnectPolicy
-from decart_sync.realtime.session import (
+from decart_sync.realtime._options import RealtimeConnectOptions, SubscribeOptions
+from decart_sync.realtime._retry import ReconnectPolicy
+from decart_sync.realtime._session import (
     RealtimeClient,
     SubscribeClient,
     _connect_producer,
     _connect_viewer,
 )
+from decart_sync.realtime._transports import Transport
 from decart_sync.types import ImageInput, ModelState, Prompt
 
 if TYPE_CHECKING:

@@ -32,19 +32,25 @@ from decart_sync.errors import (
     SessionClosedError,
 )
 from decart_sync.models import ModelDefinition
-from decart_sync.realtime._transports import choose
-from decart_sync.realtime.connection import AckedState, ConnectionPlan, StateMessage
-from decart_sync.realtime.controller import SessionController
-from decart_sync.realtime.events import EventEmitter
-from decart_sync.realtime.frames import FrameConsumer, FrameFormat, FrameHub, FrameInfo, FramePolicy
-from decart_sync.realtime.images import image_base64
-from decart_sync.realtime.options import (
+from decart_sync.realtime._connection import AckedState, ConnectionPlan, StateMessage
+from decart_sync.realtime._controller import SessionController
+from decart_sync.realtime._events import EventEmitter
+from decart_sync.realtime._frames import (
+    FrameConsumer,
+    FrameFormat,
+    FrameHub,
+    FrameInfo,
+    FramePolicy,
+)
+from decart_sync.realtime._images import image_base64
+from decart_sync.realtime._options import (
     DEFAULT_CONNECT_TIMEOUT,
     RealtimeConnectOptions,
     SubscribeOptions,
 )
-from decart_sync.realtime.retry import ReconnectPolicy
-from decart_sync.realtime.stats import SessionStats
+from decart_sync.realtime._retry import ReconnectPolicy
+from decart_sync.realtime._stats import SessionStats
+from decart_sync.realtime._transports import choose
 from decart_sync.types import ModelState, Prompt, SetInput
 
 if TYPE_CHECKING:

@@ -21,13 +21,13 @@ from decart_sync.errors import (
     SessionClosedError,
     WebRTCError,
 )
-from decart_sync.realtime.connection import AckedState, Connection, ConnectionPlan, StateMessage
-from decart_sync.realtime.events import EventEmitter
-from decart_sync.realtime.retry import ReconnectPolicy, is_permanent
-from decart_sync.realtime.stats import RateMeter
+from decart_sync.realtime._connection import AckedState, Connection, ConnectionPlan, StateMessage
+from decart_sync.realtime._events import EventEmitter
+from decart_sync.realtime._retry import ReconnectPolicy, is_permanent
+from decart_sync.realtime._stats import RateMeter
 
 if TYPE_CHECKING:
-    from decart_sync.realtime.frames import FrameHub
+    from decart_sync.realtime._frames import FrameHub
 
 _log = get_logger(__name__)
 

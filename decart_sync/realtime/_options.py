@@ -9,8 +9,8 @@ import attrs
 
 from decart_sync.errors import InvalidInputError
 from decart_sync.models import ModelDefinition
+from decart_sync.realtime._retry import ReconnectPolicy
 from decart_sync.realtime._transports import Transport, check_transport
-from decart_sync.realtime.retry import ReconnectPolicy
 from decart_sync.types import ModelState
 
 #: Bound on connect() when the caller gives none. The official client waits 5 minutes; a blocking
