@@ -39,9 +39,6 @@ class CallbackDispatcher:
         """A new ordered channel (one per session)."""
         return EventChannel(self, label)
 
-    def in_worker_thread(self) -> bool:
-        return threading.current_thread() in self._threads
-
     def _submit(self, job: _Job) -> bool:
         with self._lock:
             if self._closed:
@@ -100,28 +97,13 @@ class EventChannel:
         )
         self._lock = threading.Lock()
         self._scheduled = False
-        self._held = False
         self._idle = threading.Condition(self._lock)
 
     def post(self, callback: Callable[..., Any], *args: Any) -> None:
         """Queue ``callback(*args)``; callable from any thread, returns at once."""
         with self._lock:
             self._pending.append((callback, args))
-            if self._held or self._scheduled:
-                return
-            self._scheduled = True
-        self._schedule()
-
-    def hold(self) -> None:
-        """Buffer events instead of delivering them (used while ``connect()`` runs)."""
-        with self._lock:
-            self._held = True
-
-    def release(self) -> None:
-        """Deliver what was buffered, in order, and go back to delivering as events come."""
-        with self._lock:
-            self._held = False
-            if self._scheduled or not self._pending:
+            if self._scheduled:
                 return
             self._scheduled = True
         self._schedule()
@@ -129,9 +111,7 @@ class EventChannel:
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every posted callback has run; False on timeout."""
         with self._idle:
-            return self._idle.wait_for(
-                lambda: not self._scheduled and (self._held or not self._pending), timeout
-            )
+            return self._idle.wait_for(lambda: not self._scheduled and not self._pending, timeout)
 
     def _schedule(self) -> None:
         if not self._dispatcher._submit(self._drain):
@@ -146,7 +126,7 @@ class EventChannel:
     def _drain(self) -> None:
         while True:
             with self._lock:
-                if self._held or not self._pending:
+                if not self._pending:
                     self._scheduled = False
                     self._idle.notify_all()
                     return

@@ -44,6 +44,19 @@ _live_loops: weakref.WeakSet[LoopThread] = weakref.WeakSet()
 _live_loops_lock = threading.Lock()
 
 
+def hand_to_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object
+) -> bool:
+    """Run ``callback(*args)`` on ``loop``'s thread, from any other thread: the one way work
+    crosses from a plain thread (a user's, the signaling reader's) to a loop. False when the
+    loop is closed, so nobody is there to run it (a session that has just ended)."""
+    try:
+        loop.call_soon_threadsafe(callback, *args)
+    except RuntimeError:
+        return False
+    return True
+
+
 class LoopThread:
     """A private asyncio loop in one named thread, shared by everything one client creates."""
 
@@ -213,9 +226,10 @@ class LoopThread:
             future.cancel()
             raise
 
-    def call_soon(self, callback: Callable[..., object], *args: object) -> None:
-        """Run a plain callback on the loop thread, from any thread."""
-        self.loop.call_soon_threadsafe(callback, *args)
+    def call_soon(self, callback: Callable[..., object], *args: object) -> bool:
+        """Run a plain callback on the loop thread, from any thread; False if it has stopped."""
+        loop = self._loop
+        return loop is not None and hand_to_loop(loop, callback, *args)
 
     # ------------------------------------------------------------------ exit and fork
 

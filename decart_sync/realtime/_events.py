@@ -21,7 +21,6 @@ from decart_sync.errors import InvalidInputError
 _log = get_logger(__name__)
 
 ConnectionState = Literal["connecting", "connected", "generating", "reconnecting", "disconnected"]
-EventName = Literal["connection_change", "error", "generation_tick"]
 EVENTS: tuple[str, ...] = ("connection_change", "error", "generation_tick")
 # Events kept per name while nobody listens; the oldest go first.
 _EARLY_LIMIT = 64
@@ -96,6 +95,4 @@ class EventEmitter:
             name = getattr(callback, "__qualname__", repr(callback))
             _log.exception("%s callback %s raised; continuing", event, name)
 
-    def wait_delivered(self, timeout: float) -> bool:
-        """Wait until every emitted event has reached its listeners (for tests and shutdown)."""
-        return self._channel.wait_idle(timeout)
+

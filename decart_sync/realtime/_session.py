@@ -34,7 +34,7 @@ from decart_sync.errors import (
 from decart_sync.models import ModelDefinition
 from decart_sync.realtime._connection import AckedState, ConnectionPlan, StateMessage
 from decart_sync.realtime._controller import SessionController
-from decart_sync.realtime._events import EventEmitter
+from decart_sync.realtime._events import ConnectionState, EventEmitter
 from decart_sync.realtime._frames import (
     FrameConsumer,
     FrameFormat,
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
 
 _log = get_logger(__name__)
 
-ConnectionState = Literal["connecting", "connected", "generating", "reconnecting", "disconnected"]
 
 # Extra time the blocking side waits beyond the loop-side bound, so that the loop's own, more
 # precise timeout error is the one the caller sees.

@@ -1,8 +1,8 @@
 """The signaling WebSocket of one connection, over websocket-client.
 
 websocket-client is blocking: the process's shared reader (:mod:`._signaling_reader`, one thread
-for every connection) reads incoming messages and hands each parsed one to the loop thread with
-``call_soon_threadsafe``. Everything else (opening, sending, closing) is called from the loop
+for every connection) reads incoming messages and hands each parsed one to the loop thread
+(``_loop.hand_to_loop``). Everything else (opening, sending, closing) is called from the loop
 thread as coroutines; the blocking parts of those run in the loop's executor so the loop never
 waits on the network.
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable
 import websocket
 
 from decart_sync import _protocol
+from decart_sync._loop import hand_to_loop
 from decart_sync._redact import get_logger, redact
 from decart_sync.errors import (
     DecartSDKError,
@@ -128,11 +129,7 @@ class SignalingChannel:
         self._post(self._report_closed, error)
 
     def _post(self, callback: Callable[..., None], *args: object) -> bool:
-        try:
-            self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:
-            return False  # the loop is closed: nobody is listening any more
-        return True
+        return hand_to_loop(self._loop, callback, *args)
 
     def _report_closed(self, error: DecartSDKError | None) -> None:
         if self._closed_reported:

@@ -62,19 +62,6 @@ def test_a_slow_callback_does_not_block_posting_or_other_sessions(
     assert slow.wait_idle(5)
 
 
-def test_hold_buffers_until_release(dispatcher: CallbackDispatcher) -> None:
-    channel = dispatcher.channel("connecting")
-    channel.hold()
-    seen: list[int] = []
-    for i in range(5):
-        channel.post(seen.append, i)
-    assert channel.wait_idle(1)
-    assert seen == []
-    channel.release()
-    assert channel.wait_idle(5)
-    assert seen == [0, 1, 2, 3, 4]
-
-
 def test_shutdown_joins_workers_and_drops_later_posts() -> None:
     d = CallbackDispatcher(workers=2, name="decart-callback-shut")
     channel = d.channel("x")
