@@ -114,6 +114,17 @@ def http_base(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
+def realtime_base_for(rest_base: str | None, realtime_base: str | None = None) -> str:
+    """The realtime base URL: the one given, else the REST base's own origin (an emulator or a
+    proxy serves both on one origin), else Decart's realtime host (for Decart's REST host, or
+    when nothing is given). The one rule every entry point follows."""
+    if realtime_base:
+        return websocket_base(realtime_base)
+    if rest_base and urlsplit(http_base(rest_base)).hostname != urlsplit(DEFAULT_BASE_URL).hostname:
+        return websocket_base(rest_base)
+    return DEFAULT_REALTIME_BASE_URL
+
+
 def _query(pairs: list[tuple[str, str]]) -> str:
     return "&".join(f"{k}={quote(v, safe='')}" for k, v in pairs)
 

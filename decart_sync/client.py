@@ -33,8 +33,9 @@ class DecartClient:
     """Entry point of the SDK. Thread-safe; use one per application.
 
     ``api_key`` defaults to ``$DECART_API_KEY``; ``base_url`` (REST) to ``$DECART_BASE_URL`` or
-    ``https://api.decart.ai``; ``realtime_base_url`` to ``$DECART_REALTIME_BASE_URL`` or
-    ``wss://api.decart.ai``. ``integration`` is appended to the user agent. ``transport`` is
+    ``https://api.decart.ai``; ``realtime_base_url`` to ``$DECART_REALTIME_BASE_URL``, else the
+    REST base's own origin when that is not Decart's (an emulator serves both on one origin),
+    else ``wss://api.decart.ai``. ``integration`` is appended to the user agent. ``transport`` is
     the media transport its sessions use unless ``connect()``/``subscribe()`` name one:
     ``"auto"`` (LiveKit for Decart's service, the legacy ``webrtc`` for a server on loopback),
     ``"livekit"`` or ``"webrtc"``.
@@ -63,13 +64,10 @@ class DecartClient:
             raise InvalidInputError(f"integration must be a str, got {type(integration).__name__}")
         register_secret(key)
         self._api_key = SecretText(key.strip())
-        self._base_url = _protocol.http_base(
-            base_url or os.environ.get("DECART_BASE_URL") or _protocol.DEFAULT_BASE_URL
-        )
-        self._realtime_base_url = _protocol.websocket_base(
-            realtime_base_url
-            or os.environ.get("DECART_REALTIME_BASE_URL")
-            or _protocol.DEFAULT_REALTIME_BASE_URL
+        rest_base = base_url or os.environ.get("DECART_BASE_URL")
+        self._base_url = _protocol.http_base(rest_base or _protocol.DEFAULT_BASE_URL)
+        self._realtime_base_url = _protocol.realtime_base_for(
+            rest_base, realtime_base_url or os.environ.get("DECART_REALTIME_BASE_URL")
         )
         self.integration = integration
         self.timeout = limit_timeout(timeout, DEFAULT_TIMEOUT)

@@ -16,7 +16,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, overload
-from urllib.parse import urlsplit
 
 from decart_sync import _protocol
 from decart_sync._loop import LoopThread, default_loop
@@ -70,16 +69,6 @@ def _check_api_key(api_key: object) -> str:
         raise InvalidAPIKeyError("api_key is missing; pass the key from DecartClient.api_key")
     register_secret(api_key)
     return SecretText(api_key.strip())
-
-
-def _realtime_base(base_url: str) -> str:
-    """The seed passes ``client.base_url`` (the REST base) to the realtime classmethods. For
-    Decart's own REST host that means the realtime host; any other URL (the emulator, a proxy)
-    serves both on one origin and is used as is, switched to ws(s)."""
-    base = _protocol.websocket_base(base_url)
-    if urlsplit(base).hostname == urlsplit(_protocol.DEFAULT_BASE_URL).hostname:
-        return _protocol.DEFAULT_REALTIME_BASE_URL
-    return base
 
 
 class _Session:
@@ -390,7 +379,7 @@ class RealtimeClient(_Session):
         api_key = _check_api_key(api_key)  # rebound: a traceback's locals show no key
         return _connect_producer(
             loop_thread=default_loop(),
-            realtime_base=_realtime_base(base_url),
+            realtime_base=_protocol.realtime_base_for(base_url),
             api_key=api_key,
             source=local_track,
             options=options,
@@ -412,7 +401,7 @@ class RealtimeClient(_Session):
         api_key = _check_api_key(api_key)  # rebound: a traceback's locals show no key
         return _connect_viewer(
             loop_thread=default_loop(),
-            realtime_base=_realtime_base(base_url),
+            realtime_base=_protocol.realtime_base_for(base_url),
             api_key=api_key,
             options=options,
             timeout=timeout,

@@ -106,6 +106,19 @@ def test_base_urls_defaults_env_and_validation(monkeypatch: pytest.MonkeyPatch) 
         DecartClient(api_key=SECRET, base_url="api.decart.ai")
 
 
+def test_a_rest_base_of_ones_own_serves_realtime_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An emulator or a proxy serves both on one origin; only Decart's REST host maps to
+    Decart's realtime host. The same rule for the client and the seed's classmethods."""
+    monkeypatch.delenv("DECART_BASE_URL", raising=False)
+    monkeypatch.delenv("DECART_REALTIME_BASE_URL", raising=False)
+    own = DecartClient(api_key=SECRET, base_url="http://127.0.0.1:8765")
+    assert own.realtime_base_url == "ws://127.0.0.1:8765"
+    decart = DecartClient(api_key=SECRET, base_url="https://api.decart.ai")
+    assert decart.realtime_base_url == "wss://api.decart.ai"
+    both = DecartClient(api_key=SECRET, base_url="http://a:1", realtime_base_url="wss://b:2")
+    assert both.realtime_base_url == "wss://b:2"
+
+
 def test_repr_never_shows_the_key(client: DecartClient) -> None:
     assert SECRET not in repr(client)
     assert "***" in repr(client)
