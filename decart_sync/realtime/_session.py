@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from decart_sync import _protocol
 from decart_sync._loop import LoopThread, default_loop
@@ -82,7 +82,16 @@ class _Session:
         "queue_position",
     )
 
-    def __init__(self, loop_thread: LoopThread, label: str) -> None:
+    def __init__(
+        self,
+        loop_thread: LoopThread,
+        label: str,
+        *,
+        plan: ConnectionPlan,
+        policy: ReconnectPolicy,
+        connect_timeout: float,
+        on_remote_stream: Callable[[Any], None] | None,
+    ) -> None:
         self._loop_thread = loop_thread
         self._label = label
         self._state: str = "disconnected"
@@ -95,7 +104,16 @@ class _Session:
         self._per_thread = threading.local()
         self._hub = FrameHub(blocking_guard=self._refuse_loop_thread)
         self._emitter = EventEmitter(loop_thread.dispatcher.channel(label), self._events)
-        self._controller: SessionController
+        self._controller = SessionController(
+            plan=plan,
+            hub=self._hub,
+            emitter=self._emitter,
+            on_state=self._on_state,
+            policy=policy,
+            connect_timeout=connect_timeout,
+            on_remote_stream=on_remote_stream,
+            remote_stream_handle=self,
+        )
         self._exit_closer: Callable[[], None] = lambda: None
         self._input_samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self._opened_at = time.monotonic()
@@ -332,10 +350,6 @@ class RealtimeClient(_Session):
         connect_timeout: float,
         label: str,
     ) -> None:
-        super().__init__(loop_thread, label)
-        self._source = source
-        self._owned_source = source if owned_source else None
-        self._model = options.model
         choice = choose(options.transport, url, options.video_codec)
         plan = ConnectionPlan(
             role="producer",
@@ -348,16 +362,17 @@ class RealtimeClient(_Session):
             transport=choice.transport,
             fallback=choice.fallback,
         )
-        self._controller = SessionController(
+        super().__init__(
+            loop_thread,
+            label,
             plan=plan,
-            hub=self._hub,
-            emitter=self._emitter,
-            on_state=self._on_state,
             policy=options.reconnect,
             connect_timeout=connect_timeout,
             on_remote_stream=options.on_remote_stream,
-            remote_stream_handle=self,
         )
+        self._source = source
+        self._owned_source = source if owned_source else None
+        self._model = options.model
 
     @classmethod
     def connect(
@@ -574,16 +589,13 @@ class SubscribeClient(_Session):
         session_id: str | None,
         label: str,
     ) -> None:
-        super().__init__(loop_thread, label)
-        self._controller = SessionController(
+        super().__init__(
+            loop_thread,
+            label,
             plan=plan,
-            hub=self._hub,
-            emitter=self._emitter,
-            on_state=self._on_state,
             policy=ReconnectPolicy(),
             connect_timeout=connect_timeout,
             on_remote_stream=options.on_remote_stream,
-            remote_stream_handle=self,
         )
         # The server may not repeat the id to a viewer; a legacy token already names it.
         self._controller.session_id = session_id
@@ -626,22 +638,26 @@ def _connect_producer(
         resolution=options.resolution,
         speed=options.speed,
     )
-    loop_thread.acquire()
+    owned = not isinstance(source, VideoSource)
     try:
-        session = RealtimeClient(
-            loop_thread=loop_thread,
-            url=url,
-            options=options,
-            source=resolved,
-            owned_source=not isinstance(source, VideoSource),
-            connect_timeout=limit,
-            label=f"session-{next(_numbers)}",
+        return _open_session(
+            loop_thread,
+            lambda: RealtimeClient(
+                loop_thread=loop_thread,
+                url=url,
+                options=options,
+                source=resolved,
+                owned_source=owned,
+                connect_timeout=limit,
+                label=f"session-{next(_numbers)}",
+            ),
+            initial,
+            limit,
         )
     except BaseException:
-        loop_thread.release()
+        if owned:
+            resolved.close()  # a file or camera it opened for a session that never was
         raise
-    session._open(initial, limit)
-    return session
 
 
 def _connect_viewer(
@@ -657,21 +673,36 @@ def _connect_viewer(
         raise InvalidInputError("options must be SubscribeOptions(token=...)")
     token = _protocol.parse_subscribe_token(options.token)
     limit = limit_timeout(timeout, DEFAULT_CONNECT_TIMEOUT)
-    loop_thread.acquire()
-    try:
-        plan = _viewer_plan(token, options, realtime_base, api_key, agent, loop_thread)
-        session = SubscribeClient(
+    return _open_session(
+        loop_thread,
+        lambda: SubscribeClient(
             loop_thread=loop_thread,
-            plan=plan,
+            plan=_viewer_plan(token, options, realtime_base, api_key, agent, loop_thread),
             options=options,
             connect_timeout=limit,
             session_id=token.sid if isinstance(token, _protocol.SubscribeToken) else None,
             label=f"viewer-{next(_numbers)}",
-        )
+        ),
+        AckedState(),
+        limit,
+    )
+
+
+_S = TypeVar("_S", bound=_Session)
+
+
+def _open_session(
+    loop_thread: LoopThread, make: Callable[[], _S], initial: AckedState, limit: float
+) -> _S:
+    """Make a session on a leased loop thread and run its first connect. A session that
+    cannot be made gives its lease back; one that fails to connect releases what it holds."""
+    loop_thread.acquire()
+    try:
+        session = make()
     except BaseException:
         loop_thread.release()
         raise
-    session._open(AckedState(), limit)
+    session._open(initial, limit)
     return session
 
 
