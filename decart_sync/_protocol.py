@@ -230,6 +230,109 @@ def parse_subscribe_token(token: object) -> SubscribeToken | RoomToken:
     return SubscribeToken.decode(token)
 
 
+# --------------------------------------------------------------------------- client tokens
+
+#: Limits of ``POST /v1/client/tokens`` (protocol section 6).
+TOKEN_DEFAULT_LIFETIME: Final = 60
+TOKEN_MAX_LIFETIME: Final = 3600
+TOKEN_MAX_LIST_ITEMS: Final = 20
+
+
+@attrs.frozen
+class TokenRequest:
+    """The body of a client-token request: only the fields set go on the wire. The client
+    builds it, the emulator parses it, and both check it by the same rules here."""
+
+    expires_in: int | None = None
+    allowed_models: tuple[str, ...] | None = None
+    allowed_origins: tuple[str, ...] | None = None
+    metadata: dict[str, Any] | None = None
+    constraints: dict[str, Any] | None = None
+
+    _WIRE: ClassVar[dict[str, str]] = {
+        "expires_in": "expiresIn",
+        "allowed_models": "allowedModels",
+        "allowed_origins": "allowedOrigins",
+        "metadata": "metadata",
+        "constraints": "constraints",
+    }
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for name, wire in self._WIRE.items():
+            value = getattr(self, name)
+            if value is not None:
+                body[wire] = list(value) if isinstance(value, tuple) else value
+        return body
+
+    @classmethod
+    def parse(cls, body: object) -> TokenRequest:
+        """A decoded JSON body, strictly; anything off the contract is a ProtocolViolation
+        naming the field (by its wire name)."""
+        if not isinstance(body, dict):
+            raise ProtocolViolation(f"body must be a JSON object, got {type(body).__name__}")
+        unknown = sorted(set(body) - set(cls._WIRE.values()))
+        if unknown:
+            fields = ", ".join(cls._WIRE.values())
+            raise ProtocolViolation(f"unknown field {unknown[0]!r}; the fields are {fields}")
+        expires_in = body.get("expiresIn")
+        if expires_in is not None:
+            if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+                raise ProtocolViolation(f"expiresIn must be an integer, got {expires_in!r}")
+            if not 1 <= expires_in <= TOKEN_MAX_LIFETIME:
+                raise ProtocolViolation(
+                    f"expiresIn must be between 1 and {TOKEN_MAX_LIFETIME} seconds, "
+                    f"got {expires_in}"
+                )
+        metadata = body.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ProtocolViolation(f"metadata must be an object, got {type(metadata).__name__}")
+        return cls(
+            expires_in=expires_in,
+            allowed_models=_token_strings("allowedModels", body.get("allowedModels")),
+            allowed_origins=_token_strings("allowedOrigins", body.get("allowedOrigins")),
+            metadata=metadata,
+            constraints=_token_constraints(body.get("constraints")),
+        )
+
+
+def _token_strings(name: str, value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ProtocolViolation(f"{name} must be a list of strings, got {type(value).__name__}")
+    if len(value) > TOKEN_MAX_LIST_ITEMS:
+        raise ProtocolViolation(
+            f"{name} takes at most {TOKEN_MAX_LIST_ITEMS} items, got {len(value)}"
+        )
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ProtocolViolation(f"{name} items must be non-empty strings, got {item!r}")
+    return tuple(value)
+
+
+def _token_constraints(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ProtocolViolation(f"constraints must be an object, got {type(value).__name__}")
+    realtime = value.get("realtime")
+    if realtime is not None:
+        if not isinstance(realtime, dict):
+            raise ProtocolViolation(
+                f"constraints.realtime must be an object, got {type(realtime).__name__}"
+            )
+        duration = realtime.get("maxSessionDuration")
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int) or duration <= 0
+        ):
+            raise ProtocolViolation(
+                "constraints.realtime.maxSessionDuration must be a positive integer of seconds, "
+                f"got {duration!r}"
+            )
+    return value
+
+
 # --------------------------------------------------------------------------- error texts
 
 

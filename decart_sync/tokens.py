@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import requests
 
-from decart_sync._protocol import TOKENS_PATH, ProtocolViolation, parse_json
+from decart_sync._protocol import TOKENS_PATH, ProtocolViolation, TokenRequest, parse_json
 from decart_sync._redact import get_logger, mask, redact, register_secret
 from decart_sync._timeouts import limit_timeout
 from decart_sync.errors import InvalidInputError, TokenCreateError
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["CreateTokenResponse", "TokensClient"]
 
 _log = get_logger(__name__)
-
-MAX_LIST_ITEMS = 20
-MAX_EXPIRES_IN = 3600
 
 
 @attrs.frozen
@@ -42,23 +39,13 @@ class CreateTokenResponse:
     token: str | None = attrs.field(default=None, repr=mask)
 
 
-def _string_list(name: str, value: Sequence[str] | None) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
-        raise InvalidInputError(f"{name} must be a list of non-empty strings, got {value!r}")
-    items = list(value)
-    if len(items) > MAX_LIST_ITEMS:
-        raise InvalidInputError(f"{name} takes at most {MAX_LIST_ITEMS} items, got {len(items)}")
-    return items
+def _as_list(value: Sequence[str] | None) -> object:
+    # A str is a sequence too; left as it is, the schema refuses it as "not a list".
+    return value if value is None or isinstance(value, str) else list(value)
 
 
-def _mapping(name: str, value: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise InvalidInputError(f"{name} must be a dict, got {type(value).__name__}")
-    return dict(value)
+def _as_dict(value: Mapping[str, Any] | None) -> object:
+    return dict(value) if isinstance(value, Mapping) else value
 
 
 def build_token_request(
@@ -69,24 +56,31 @@ def build_token_request(
     metadata: Mapping[str, Any] | None,
     constraints: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """The JSON body: only the fields that were set, validated and camel-cased."""
-    body: dict[str, Any] = {}
-    if expires_in is not None:
-        if isinstance(expires_in, bool) or not isinstance(expires_in, int):
-            raise InvalidInputError(f"expires_in must be an int of seconds, got {expires_in!r}")
-        if not 1 <= expires_in <= MAX_EXPIRES_IN:
-            raise InvalidInputError(
-                f"expires_in must be between 1 and {MAX_EXPIRES_IN} seconds, got {expires_in}"
-            )
-        body["expiresIn"] = expires_in
-    fields = {
-        "allowedModels": _string_list("allowed_models", allowed_models),
-        "allowedOrigins": _string_list("allowed_origins", allowed_origins),
-        "metadata": _mapping("metadata", metadata),
-        "constraints": _mapping("constraints", constraints),
+    """The JSON body: only the fields that were set, checked by the protocol's own rules (the
+    emulator checks what it receives by the same ones)."""
+    given = {
+        "expiresIn": expires_in,
+        "allowedModels": _as_list(allowed_models),
+        "allowedOrigins": _as_list(allowed_origins),
+        "metadata": _as_dict(metadata),
+        "constraints": _as_dict(constraints),
     }
-    body.update({k: v for k, v in fields.items() if v is not None})
-    return body
+    try:
+        request = TokenRequest.parse({k: v for k, v in given.items() if v is not None})
+    except ProtocolViolation as exc:
+        raise InvalidInputError(f"tokens.create(): {_python_names(str(exc))}") from None
+    return request.body()
+
+
+def _python_names(text: str) -> str:
+    """The schema's message, with the wire's field names as the caller spelled them."""
+    for wire, python in (
+        ("expiresIn", "expires_in"),
+        ("allowedModels", "allowed_models"),
+        ("allowedOrigins", "allowed_origins"),
+    ):
+        text = text.replace(wire, python)
+    return text
 
 
 class TokensClient:

@@ -26,27 +26,19 @@ from typing import Any, Final
 
 import attrs
 
+from decart_sync import _protocol as protocol
 from decart_sync._redact import register_secret
 
 #: The API key an emulator accepts when it is started without any. It is not a secret: the
 #: emulator listens on this machine only, and anyone who can reach it may use it.
 DEFAULT_API_KEY: Final = "decart-emulator-key"
 
-DEFAULT_TOKEN_LIFETIME: Final = 60
-MAX_TOKEN_LIFETIME: Final = 3600
-MAX_LIST_ITEMS: Final = 20
+DEFAULT_TOKEN_LIFETIME: Final = protocol.TOKEN_DEFAULT_LIFETIME
 CLIENT_TOKEN_PREFIX: Final = "ek_"
 # Expired tokens are remembered this long, so that using one says "expired" rather than
 # "invalid"; after that they are forgotten, so a long-running emulator does not grow.
 _EXPIRED_TOKEN_MEMORY = 3600.0
 
-_TOKEN_FIELDS: Final = (
-    "expiresIn",
-    "allowedModels",
-    "allowedOrigins",
-    "metadata",
-    "constraints",
-)
 
 INVALID_API_KEY: Final = "Invalid API key"
 CLIENT_TOKEN_CANNOT_MINT: Final = "Permission denied: a client token cannot create client tokens"
@@ -135,72 +127,19 @@ class Grant:
 # --------------------------------------------------------------------------- request validation
 
 
-def _string_list(name: str, value: object) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise InvalidTokenRequest(f"{name} must be a list of strings, got {type(value).__name__}")
-    if len(value) > MAX_LIST_ITEMS:
-        raise InvalidTokenRequest(f"{name} takes at most {MAX_LIST_ITEMS} items, got {len(value)}")
-    for item in value:
-        if not isinstance(item, str) or not item.strip():
-            raise InvalidTokenRequest(f"{name} items must be non-empty strings, got {item!r}")
-    return tuple(value)
-
-
-def _constraints(value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidTokenRequest(f"constraints must be an object, got {type(value).__name__}")
-    realtime = value.get("realtime")
-    if realtime is not None:
-        if not isinstance(realtime, dict):
-            raise InvalidTokenRequest(
-                f"constraints.realtime must be an object, got {type(realtime).__name__}"
-            )
-        duration = realtime.get("maxSessionDuration")
-        if duration is not None and (
-            isinstance(duration, bool) or not isinstance(duration, int) or duration <= 0
-        ):
-            raise InvalidTokenRequest(
-                "constraints.realtime.maxSessionDuration must be a positive integer of seconds, "
-                f"got {duration!r}"
-            )
-    return value
-
-
 def parse_token_request(body: object) -> TokenRequest:
-    """Validate a decoded JSON body; raises :class:`InvalidTokenRequest`."""
-    if not isinstance(body, dict):
-        raise InvalidTokenRequest(f"body must be a JSON object, got {type(body).__name__}")
-    unknown = sorted(set(body) - set(_TOKEN_FIELDS))
-    if unknown:
-        raise InvalidTokenRequest(
-            f"unknown field {unknown[0]!r}; the fields are {', '.join(_TOKEN_FIELDS)}"
-        )
-    expires_in = body.get("expiresIn", DEFAULT_TOKEN_LIFETIME)
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
-        raise InvalidTokenRequest(f"expiresIn must be an integer, got {expires_in!r}")
-    if not 1 <= expires_in <= MAX_TOKEN_LIFETIME:
-        raise InvalidTokenRequest(
-            f"expiresIn must be between 1 and {MAX_TOKEN_LIFETIME} seconds, got {expires_in}"
-        )
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise InvalidTokenRequest(f"metadata must be an object, got {type(metadata).__name__}")
+    """Validate a decoded JSON body by the protocol's rules; raises
+    :class:`InvalidTokenRequest`. A lifetime not given is the service's default."""
+    try:
+        request = protocol.TokenRequest.parse(body)
+    except protocol.ProtocolViolation as exc:
+        raise InvalidTokenRequest(str(exc)) from None
     return TokenRequest(
-        expires_in=expires_in,
-        allowed_models=(
-            _string_list("allowedModels", body["allowedModels"])
-            if body.get("allowedModels") is not None
-            else None
-        ),
-        allowed_origins=(
-            _string_list("allowedOrigins", body["allowedOrigins"])
-            if body.get("allowedOrigins") is not None
-            else None
-        ),
-        metadata=metadata,
-        constraints=(
-            _constraints(body["constraints"]) if body.get("constraints") is not None else None
-        ),
+        expires_in=request.expires_in or DEFAULT_TOKEN_LIFETIME,
+        allowed_models=request.allowed_models,
+        allowed_origins=request.allowed_origins,
+        metadata=request.metadata,
+        constraints=request.constraints,
     )
 
 
