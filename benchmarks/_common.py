@@ -15,6 +15,8 @@ import os
 import platform
 import re
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -79,6 +81,41 @@ def parser(description: str | None) -> argparse.ArgumentParser:
     result.add_argument("--quick", action="store_true", help="run for a few seconds (for CI)")
     result.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     return result
+
+
+# Set in the copy of a script that runs inside the private network namespace.
+_IN_NETNS = "DECART_SYNC_BENCH_IN_NETNS"
+
+
+def add_livekit_flag(arguments: argparse.ArgumentParser) -> None:
+    """``--livekit``, the one flag of e2e, overhead and scale for rows over the LiveKit
+    transport."""
+    arguments.add_argument(
+        "--livekit",
+        action="store_true",
+        help="add rows over the LiveKit transport (re-runs in a private network namespace)",
+    )
+
+
+def rerun_for_livekit(livekit: bool, script: str, argv: Sequence[str] | None) -> int | None:
+    """With ``--livekit``, run ``script`` again in a private network namespace and return its
+    exit status; None when there is nothing to do (no ``--livekit``, or already inside).
+
+    libwebrtc (inside ``livekit``) never uses loopback interfaces: in the namespace its clients
+    gather on 127.0.0.2 and reach the emulator on 127.0.0.1 (``decart_sync.testing``; needs
+    root), and nothing can leave it. The whole script moves there, so both transports are
+    measured in one run, side by side."""
+    if not livekit or os.environ.get(_IN_NETNS):
+        return None
+    from decart_sync.testing import netns_command, netns_unavailable_reason
+
+    reason = netns_unavailable_reason()
+    if reason is not None:
+        name = Path(script).stem
+        print(f"{name}: --livekit needs a private network namespace: {reason}", file=sys.stderr)
+        return 2
+    command = netns_command([sys.executable, script, *(sys.argv[1:] if argv is None else argv)])
+    return subprocess.run(command, env={**os.environ, _IN_NETNS: "1"}, check=False).returncode
 
 
 def ms_summary(seconds: Iterable[float]) -> dict[str, float | int | None]:
@@ -162,6 +199,21 @@ def difference(a: float | int | None, b: float | int | None, digits: int = 3) ->
 def signed(value: float | None, digits: int = 2) -> str:
     """A difference for a table or a summary line; the no-samples word when there is none."""
     return NO_SAMPLES if value is None else f"{value:+.{digits}f}"
+
+
+def cpu_ms_per_frame(cpu_per_s: float, fps: float) -> float | None:
+    """CPU milliseconds a process spent per frame its user got; None with no frames."""
+    return round(cpu_per_s * 1000.0 / fps, 3) if fps > 0 else None
+
+
+def cpu_per_frame_goal(name: str, sdk_ms: float | None, raw_ms: float | None) -> dict[str, Any]:
+    """Issue 12: the SDK's CPU per frame is no more than the hand-written client's (the whole
+    process each: source conversion, encoding, decoding, the BGR conversion)."""
+    ratio = None if sdk_ms is None or not raw_ms else sdk_ms / raw_ms
+    result = goal(name, ratio, lambda r: r <= 1.0, "{:.0%} of raw", "<= 100 % of raw")
+    if ratio is not None:
+        result["measured"] = f"{sdk_ms:.2f} vs {raw_ms:.2f} ms ({ratio:.0%})"
+    return result
 
 
 def print_goals(goals: Sequence[dict[str, Any]]) -> None:

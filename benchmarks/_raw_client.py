@@ -81,15 +81,35 @@ def _input_frame(seq: int, width: int, height: int) -> av.VideoFrame:
     ).reformat(format="yuv420p")
 
 
-class CodedTrack(MediaStreamTrack):
-    """The test pattern with each frame's number in its pixels, one frame per slot.
+class Slots:
+    """The input clock of a raw client: slots ``(1 + 1/sweep) / fps`` apart (``sweep=0``: exactly
+    ``1/fps``), counted from the first call.
 
-    Slots are ``(1 + 1/sweep) / fps`` apart (``sweep=0``: exactly ``1/fps``). Running slightly
-    slower than the model makes the send times drift through one whole frame interval against
-    the emulator's output clock over ``sweep`` frames, so the wait for its next tick is sampled
-    over its whole range rather than at one arbitrary phase. Frame ``k`` is rendered (in the
-    executor) before its slot, then held until the slot, so the time recorded in ``log`` is the
-    moment aiortc gets it. A slow reader gets the current slot, not a burst of missed ones.
+    Running slightly slower than the model makes the send times drift through one whole frame
+    interval against the emulator's output clock over ``sweep`` frames, so the wait for its next
+    tick is sampled over its whole range rather than at one arbitrary phase. A slow caller gets
+    the current slot, not a burst of missed ones.
+    """
+
+    def __init__(self, fps: int, sweep: int = 0) -> None:
+        self.period = (1.0 + (1.0 / sweep if sweep > 0 else 0.0)) / fps
+        self._start: float | None = None
+        self._slot = -1
+
+    def next(self, now: float) -> tuple[int, float]:
+        """The next slot's number and when it is due, on the clock ``now`` comes from."""
+        if self._start is None:
+            self._start = now
+        self._slot = max(self._slot + 1, math.floor((now - self._start) / self.period))
+        return self._slot, self._start + self._slot * self.period
+
+
+class CodedTrack(MediaStreamTrack):
+    """The test pattern with each frame's number in its pixels, one frame per :class:`Slots`
+    slot.
+
+    Frame ``k`` is rendered (in the executor) before its slot, then held until the slot, so the
+    time recorded in ``log`` is the moment aiortc gets it.
     """
 
     kind = "video"
@@ -98,23 +118,18 @@ class CodedTrack(MediaStreamTrack):
         super().__init__()
         self.width, self.height = width, height
         self.log = _pixelcode.SendLog()
-        self._period = (1.0 + (1.0 / sweep if sweep > 0 else 0.0)) / fps
-        self._start: float | None = None
-        self._slot = -1
+        self._slots = Slots(fps, sweep)
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self._start is None:
-            self._start = now
-        self._slot = max(self._slot + 1, math.floor((now - self._start) / self._period))
-        frame = await loop.run_in_executor(None, _input_frame, self._slot, self.width, self.height)
-        await asyncio.sleep(max(0.0, self._start + self._slot * self._period - loop.time()))
-        frame.pts = round(self._slot * self._period * CLOCK_RATE)
+        slot, due = self._slots.next(loop.time())
+        frame = await loop.run_in_executor(None, _input_frame, slot, self.width, self.height)
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        frame.pts = round(slot * self._slots.period * CLOCK_RATE)
         frame.time_base = TIME_BASE
-        self.log.record(self._slot, time.monotonic())
+        self.log.record(slot, time.monotonic())
         return frame
 
 
@@ -163,6 +178,11 @@ class RawSession:
         self._ack: asyncio.Future[None] | None = None
         self._pending_candidates: list[dict[str, Any]] = []
         self._connected = asyncio.Event()
+
+    @property
+    def log(self) -> _pixelcode.SendLog:
+        """When each numbered frame was handed to aiortc."""
+        return self.track.log
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()

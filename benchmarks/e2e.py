@@ -21,6 +21,10 @@ latency of the path, not of an effect) and are read back in the user's thread:
   loopback, so with ``--livekit`` the whole benchmark re-runs itself in a private network
   namespace (``decart_sync.testing``; needs root): both transports are measured in that one run,
   side by side.
+* **raw livekit H264** (with ``--livekit``): the hand-written asyncio client of
+  :mod:`_raw_livekit_client` (``livekit`` SDK, no decart-sync client code), the LiveKit floor:
+  issue 12's goals compare the ``sdk livekit`` row with it (the model's fps, p50 within 10 %,
+  CPU per frame no more). Latency: from ``capture_frame`` to holding the BGR array in its loop.
 * **raw VP8**: the raw asyncio + aiortc client of :mod:`_raw_client` (the floor), which renders
   each frame at its own slot, so it has no wait for a slot; its slots sweep against the
   emulator's clock. Latency: from handing the frame to aiortc to holding the BGR array in its
@@ -36,8 +40,6 @@ which answers at its own size (1280x720). Figures are reported, never asserted.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -48,6 +50,7 @@ import _common
 import _pixelcode
 from _emulator_process import EmulatorProcess, profile_argument
 from _raw_client import RawLoop, RawSession
+from _raw_livekit_client import RawLiveKitSession
 
 from decart_sync import DecartClient, ModelDefinition, models
 from decart_sync.media import PushSource
@@ -356,29 +359,42 @@ def run_raw(
     duration: float,
     codec: str,
     frame_on_marker: bool = False,
+    transport: str = "webrtc",
 ) -> dict[str, Any]:
-    """One raw session; its input clock sweeps against the emulator's within the window."""
+    """One raw session (aiortc, or ``livekit`` with ``transport="livekit"``); its input clock
+    sweeps against the emulator's within the window."""
     width, height = profile.in_size
     recorder = Recorder()
-    session = RawSession(
-        emulator.realtime_url,
-        emulator.api_key,
-        profile.model,
-        width=width,
-        height=height,
-        fps=profile.fps,
-        codec=codec,
-        on_frame=lambda array, decoded, ready: recorder.frame(array, ready),
-        frame_on_marker=frame_on_marker,
-        sweep=round(profile.fps * duration),
-    )
+    common: dict[str, Any] = {
+        "width": width,
+        "height": height,
+        "fps": profile.fps,
+        "codec": codec,
+        "on_frame": lambda array, decoded, ready: recorder.frame(array, ready),
+        "sweep": round(profile.fps * duration),
+    }
+    session: RawSession | RawLiveKitSession
+    if transport == "livekit":
+        session = RawLiveKitSession(
+            emulator.realtime_url, emulator.api_key, profile.model, **common
+        )
+        client = "raw livekit"
+    else:
+        session = RawSession(
+            emulator.realtime_url,
+            emulator.api_key,
+            profile.model,
+            frame_on_marker=frame_on_marker,
+            **common,
+        )
+        client = "raw, frame on marker" if frame_on_marker else "raw"
     window = _window(emulator)
     window.mark()  # the peak includes connecting
     try:
         loop.run(session.open(), CONNECT_TIMEOUT)
         time.sleep(warmup)
         now = time.monotonic()
-        recorder.begin(session.track.log, now, now + duration)
+        recorder.begin(session.log, now, now + duration)
         window.start()
         while time.monotonic() < now + duration:
             time.sleep(0.25)
@@ -387,11 +403,13 @@ def run_raw(
         recorder.end()
     finally:
         loop.run(session.close(), CONNECT_TIMEOUT)
-    client = "raw, frame on marker" if frame_on_marker else "raw"
-    negotiated = (session.negotiated_codec or codec).removeprefix("video/")
+    # The raw aiortc client reports the codec both directions negotiated; the livekit one
+    # publishes the codec it was given.
+    negotiated = session.negotiated_codec if transport == "webrtc" else None
     return {
         "client": client,
-        "codec": negotiated,
+        "transport": transport,
+        "codec": (negotiated or codec).removeprefix("video/").upper(),
         "sessions": 1,
         **_row_head(profile),
         **recorder.figures(profile.fps),
@@ -426,6 +444,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         "hop p50",
         "usr drop",
         "SDK cpu/s",
+        "cpu ms/fr",
         "emu cpu/s",
         "SDK peak MB",
         "emu peak MB",
@@ -449,6 +468,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
                 _common.fmt(hop["p50"], 2) if hop else "-",
                 str(row["user_dropped"]) if "user_dropped" in row else "-",
                 _common.fmt(row["sdk"]["cpu_per_s"], 2),
+                _common.fmt(row["cpu_ms_per_frame"], 2),
                 _common.fmt(row["emulator"]["cpu_per_s"], 2),
                 _peak(row["sdk"]),
                 _peak(row["emulator"]),
@@ -471,19 +491,72 @@ def _peak(process: dict[str, Any]) -> str:
     return f"{process['peak_rss_mb']:.0f} ({process['peak_rss_mb'] - process['start_rss_mb']:+.0f})"
 
 
-def summary(rows: list[dict[str, Any]]) -> str:
+# Issue 12's goals for the LiveKit transport, against the hand-written livekit client.
+LIVEKIT_FPS_GOAL = 0.98  # of the model's fps
+LIVEKIT_P50_GOAL = 1.10  # SDK p50 / raw livekit p50
+
+
+def livekit_goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per profile with both livekit rows: fps delivered, p50 within 10 % of the raw livekit
+    client's, CPU per frame no more than its."""
+    goals = []
+    for sdk in (row for row in rows if row["client"] == "sdk livekit"):
+        raw = next(
+            (r for r in rows if r["client"] == "raw livekit" and r["profile"] == sdk["profile"]),
+            None,
+        )
+        if raw is None:
+            continue
+        name = sdk["profile"].split()[0]
+        goals.append(
+            _common.goal(
+                f"{name} livekit fps delivered",
+                sdk["out_fps"] / sdk["model_fps"],
+                lambda r: r >= LIVEKIT_FPS_GOAL,
+                "{:.1%} of the model's",
+                f">= {LIVEKIT_FPS_GOAL:.0%}",
+            )
+        )
+        sdk_p50, raw_p50 = sdk["latency_ms"]["p50"], raw["latency_ms"]["p50"]
+        ratio = None if sdk_p50 is None or not raw_p50 else sdk_p50 / raw_p50
+        latency = _common.goal(
+            f"{name} livekit p50 vs raw livekit",
+            ratio,
+            lambda r: r <= LIVEKIT_P50_GOAL,
+            "{:.0%}",
+            f"<= {LIVEKIT_P50_GOAL:.0%} of raw",
+        )
+        if ratio is not None:
+            latency["measured"] = f"{sdk_p50:.1f} vs {raw_p50:.1f} ms ({ratio:.0%})"
+        goals.append(latency)
+        goals.append(
+            _common.cpu_per_frame_goal(
+                f"{name} livekit CPU per frame vs raw livekit",
+                sdk["cpu_ms_per_frame"],
+                raw["cpu_ms_per_frame"],
+            )
+        )
+    return goals
+
+
+def summary(rows: list[dict[str, Any]], goals: list[dict[str, Any]]) -> str:
     parts = []
     for row in rows:
-        livekit = row["client"] == "sdk livekit"
+        livekit = row["client"] in ("sdk livekit", "raw livekit")
         if not livekit and (row["client"] != "sdk" or row["codec"] != "VP8"):
             continue
         latency = row["latency_ms"]
+        label = {"sdk livekit": " livekit", "raw livekit": " raw livekit"}.get(row["client"], "")
         parts.append(
-            f"{row['profile'].split()[0]}{' livekit' if livekit else ''} "
+            f"{row['profile'].split()[0]}{label} "
             f"{row['out_fps']:.1f}/{row['model_fps']} fps "
             f"p50 {_common.fmt(latency['p50'], 0)} ms p99 {_common.fmt(latency['p99'], 0)} ms"
         )
-    return "e2e: " + ("; ".join(parts) if parts else "no sdk rows")
+    line = "e2e: " + ("; ".join(parts) if parts else "no sdk rows")
+    if goals:
+        met = sum(1 for g in goals if g["met"])
+        line += f" (livekit goals met: {met}/{len(goals)})"
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -492,19 +565,16 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument(
         "--only", action="append", metavar="TEXT", help="run profiles whose label contains TEXT"
     )
-    arguments.add_argument(
-        "--livekit",
-        action="store_true",
-        help="add rows over the LiveKit transport (re-runs in a private network namespace)",
-    )
+    _common.add_livekit_flag(arguments)
     arguments.add_argument(
         "--no-custom-profile",
         action="store_true",
         help="send 640x352 to lucy-2.1 instead of registering a 640x352 model in the emulator",
     )
     args = arguments.parse_args(argv)
-    if args.livekit and not os.environ.get(_IN_NETNS):
-        return _rerun_in_netns(argv)
+    rerun = _common.rerun_for_livekit(args.livekit, __file__, argv)
+    if rerun is not None:
+        return rerun
     warmup = 0.5 if args.quick else 1.5
     duration = args.duration or (1.5 if args.quick else 9.0)
     sdk_sessions = 1 if args.quick else 3
@@ -519,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
         ("raw", "vp8", True, "webrtc"),
     ]
     if args.livekit:
-        kinds.insert(2, ("sdk", "h264", False, "livekit"))
+        kinds[2:2] = [("sdk", "h264", False, "livekit"), ("raw", "h264", False, "livekit")]
     if not args.quick:
         kinds.insert(-1, ("raw", "vp8", False, "webrtc"))
 
@@ -553,41 +623,34 @@ def main(argv: list[str] | None = None) -> int:
                             transport,
                         )
                     else:
-                        row = run_raw(emulator, loop, profile, warmup, duration, codec, on_marker)
+                        row = run_raw(
+                            emulator, loop, profile, warmup, duration, codec, on_marker, transport
+                        )
+                    row["cpu_ms_per_frame"] = _common.cpu_ms_per_frame(
+                        row["sdk"]["cpu_per_s"], row["out_fps"]
+                    )
                     rows.append(row)
                     print(f"  done: {row['profile']} {row['client']} {row['codec']}", flush=True)
     finally:
         loop.close()
     print()
     print_rows(rows)
-    line = summary(rows)
+    goals = livekit_goals(rows)
+    if goals:
+        _common.print_goals(goals)
+    line = summary(rows, goals)
     _common.write_json(
         args.json,
         {
             "machine": info,
             "settings": {"warmup_s": warmup, "duration_s": duration, "quick": args.quick},
             "rows": rows,
+            "goals": goals,
             "summary": line,
         },
     )
     print(line)
     return 0
-
-
-_IN_NETNS = "DECART_SYNC_BENCH_IN_NETNS"
-
-
-def _rerun_in_netns(argv: list[str] | None) -> int:
-    """This script again, in a private network namespace where libwebrtc can reach the
-    emulator (its clients gather on 127.0.0.2, the emulator listens on 127.0.0.1)."""
-    from decart_sync.testing import netns_command, netns_unavailable_reason
-
-    reason = netns_unavailable_reason()
-    if reason is not None:
-        print(f"e2e: --livekit needs a private network namespace: {reason}", file=sys.stderr)
-        return 2
-    command = netns_command([sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)])
-    return subprocess.run(command, env={**os.environ, _IN_NETNS: "1"}, check=False).returncode
 
 
 if __name__ == "__main__":
