@@ -2,7 +2,7 @@
 + aiortc client (the floor), side by side in one run against the same emulator.
 
 Usage: ``python benchmarks/overhead.py [--quick] [--json PATH] [--duration S] [--rounds N]
-[--model NAME]``
+[--model NAME] [--livekit]``
 
 Both clients send the SDK's test pattern at the model's size and fps and receive the emulator's
 passthrough video. For each frame they receive, the time is taken from the moment aiortc's
@@ -15,6 +15,18 @@ array:
   frame is published) to ``consumer.get_info()`` returning in the main thread, which includes the
   wake-up of that thread and the BGR conversion done there.
 
+With ``--livekit`` a second pair runs over the LiveKit transport (the script re-runs itself in a
+private network namespace, as ``e2e.py --livekit`` does):
+
+* **raw livekit**: the hand-written asyncio + ``livekit`` client of :mod:`_raw_livekit_client`,
+  from the ``rtc.VideoStream`` event to the BGR array on its loop (I420 to ``av.VideoFrame`` to
+  BGR);
+* **sdk livekit**: ``transport="livekit"``, H.264, timed as the sdk row. ``received_at`` is
+  taken after the SDK wrapped the I420 planes in an ``av.VideoFrame`` (a copy), which the raw
+  row's time includes: ``e2e.py --livekit`` compares the whole path.
+
+Its goals (issue 12) add one: the SDK's process CPU per frame no more than the raw client's.
+
 The clients run one after the other, alternating for ``--rounds`` rounds so a change of machine
 load affects both alike. The *added* latency is the SDK's percentile minus the raw client's; the
 fps ratio is frames the SDK's user thread got per second over frames the raw client got per
@@ -25,6 +37,7 @@ asserted.
 from __future__ import annotations
 
 import itertools
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -35,6 +48,7 @@ import _pixelcode
 import numpy as np
 from _emulator_process import EmulatorProcess
 from _raw_client import RawLoop, RawSession
+from _raw_livekit_client import RawLiveKitSession
 
 from decart_sync import DecartClient, models
 
@@ -71,9 +85,11 @@ def run_raw(
     model: models.ModelDefinition,
     warmup: float,
     duration: float,
+    transport: str = "webrtc",
 ) -> tuple[Tally, dict[str, Any]]:
     tally = Tally()
-    session = RawSession(
+    kind = RawLiveKitSession if transport == "livekit" else RawSession
+    session = kind(
         emulator.realtime_url,
         emulator.api_key,
         model.name,
@@ -99,13 +115,22 @@ def run_raw(
 
 
 def run_sdk(
-    client: DecartClient, model: models.ModelDefinition, warmup: float, duration: float
+    client: DecartClient,
+    model: models.ModelDefinition,
+    warmup: float,
+    duration: float,
+    transport: str = "webrtc",
 ) -> tuple[Tally, dict[str, Any]]:
     tally = Tally()
     source = _input(model.width, model.height)
     window = _common.Window({"process": (_common.ProcessMeter(), _common.thread_cpu_snapshot)})
     with (
-        client.realtime.connect(model, source, timeout=CONNECT_TIMEOUT) as session,
+        client.realtime.connect(
+            model,
+            source,
+            transport=transport,  # type: ignore[arg-type]
+            timeout=CONNECT_TIMEOUT,
+        ) as session,
         session.frames() as consumer,
     ):
         end = time.monotonic() + warmup
@@ -127,6 +152,56 @@ def run_sdk(
     return tally, figures
 
 
+# (sdk, raw) client names of each pair, and the transport both use.
+PAIRS = {"webrtc": ("sdk", "raw"), "livekit": ("sdk livekit", "raw livekit")}
+
+
+def pair_goals(
+    clients: dict[str, dict[str, Any]], transport: str
+) -> tuple[float, dict[str, float | None], list[dict[str, Any]]]:
+    """The fps ratio, added latency and goals of one transport's pair."""
+    sdk_name, raw_name = PAIRS[transport]
+    sdk, raw = clients[sdk_name], clients[raw_name]
+    ratio = sdk["fps"] / raw["fps"] if raw["fps"] else 0.0
+    added = {
+        f"p{p}": _common.difference(
+            sdk["decode_to_bgr_ms"][f"p{p}"], raw["decode_to_bgr_ms"][f"p{p}"]
+        )
+        for p in _common.PERCENTILES
+    }
+    prefix = "" if transport == "webrtc" else f"{transport} "
+    goals = [
+        _common.goal(
+            f"{prefix}fps ratio sdk/raw",
+            ratio if raw["fps"] and sdk["fps"] else None,
+            lambda r: r >= FPS_RATIO_GOAL,
+            "{:.1%}",
+            f">= {FPS_RATIO_GOAL * 100:.0f} %",
+        ),
+        _common.goal(
+            f"{prefix}added latency p50",
+            added["p50"],
+            lambda v: v < ADDED_P50_GOAL_MS,
+            "{:.3f} ms",
+            f"< {ADDED_P50_GOAL_MS:g} ms",
+        ),
+        _common.goal(
+            f"{prefix}added latency p99",
+            added["p99"],
+            lambda v: v < ADDED_P99_GOAL_MS,
+            "{:.3f} ms",
+            f"< {ADDED_P99_GOAL_MS:g} ms",
+        ),
+    ]
+    if transport == "livekit":
+        goals.append(
+            _common.cpu_per_frame_goal(
+                "livekit CPU per frame sdk/raw", sdk["cpu_ms_per_frame"], raw["cpu_ms_per_frame"]
+            )
+        )
+    return ratio, added, goals
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = _common.parser(__doc__)
     arguments.add_argument("--duration", type=float, help="seconds measured per client and round")
@@ -134,21 +209,28 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument(
         "--model", default="lucy-2.1", help="registered model (default lucy-2.1)"
     )
+    _common.add_livekit_flag(arguments)
     args = arguments.parse_args(argv)
+    rerun = _common.rerun_for_livekit(args.livekit, __file__, argv)
+    if rerun is not None:
+        return rerun
     warmup = 0.5 if args.quick else 2.0
     duration = args.duration or (1.5 if args.quick else 10.0)
     rounds = args.rounds or (1 if args.quick else 3)
     model = models.realtime(args.model)
+    transports = ["webrtc", "livekit"] if args.livekit else ["webrtc"]
 
     info = _common.machine()
     print("decart-sync facade overhead: decoded frame -> BGR array in the user's code")
     print(f"machine: {_common.describe_machine(info)}")
     print(
         f"model {model.name} {model.width}x{model.height}@{model.fps}, passthrough; "
-        f"{rounds} round(s) of raw then sdk, {duration:g} s each after {warmup:g} s warm-up\n"
+        f"{rounds} round(s) of raw then sdk per transport ({', '.join(transports)}), "
+        f"{duration:g} s each after {warmup:g} s warm-up\n"
     )
-    tallies: dict[str, list[Tally]] = {"raw": [], "sdk": []}
-    processes: dict[str, list[dict[str, Any]]] = {"raw": [], "sdk": []}
+    names = [name for transport in transports for name in reversed(PAIRS[transport])]
+    tallies: dict[str, list[Tally]] = {name: [] for name in names}
+    processes: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     loop = RawLoop()
     try:
         with (
@@ -160,94 +242,83 @@ def main(argv: list[str] | None = None) -> int:
             ) as client,
         ):
             for round_number in range(1, rounds + 1):
-                tally, figures = run_raw(emulator, loop, model, warmup, duration)
-                tallies["raw"].append(tally)
-                processes["raw"].append(figures)
-                tally, figures = run_sdk(client, model, warmup, duration)
-                tallies["sdk"].append(tally)
-                processes["sdk"].append(figures)
+                for transport in transports:
+                    sdk_name, raw_name = PAIRS[transport]
+                    tally, figures = run_raw(emulator, loop, model, warmup, duration, transport)
+                    tallies[raw_name].append(tally)
+                    processes[raw_name].append(figures)
+                    tally, figures = run_sdk(client, model, warmup, duration, transport)
+                    tallies[sdk_name].append(tally)
+                    processes[sdk_name].append(figures)
                 print(f"  round {round_number}/{rounds} done", flush=True)
     finally:
         loop.close()
 
     clients: dict[str, dict[str, Any]] = {}
-    for name in ("raw", "sdk"):
+    for name in names:
         frames = sum(t.frames for t in tallies[name])
         delays = [d for t in tallies[name] for d in t.delays]
+        fps = round(frames / (duration * rounds), 2)
+        cpu = statistics.fmean(r["cpu_per_s"] for r in processes[name])
         clients[name] = {
             "frames": frames,
-            "fps": round(frames / (duration * rounds), 2),
+            "fps": fps,
             "decode_to_bgr_ms": _common.ms_summary(delays),
+            "cpu_per_s": round(cpu, 3),
+            "cpu_ms_per_frame": _common.cpu_ms_per_frame(cpu, fps),
             "rounds": processes[name],
         }
-    raw, sdk = clients["raw"], clients["sdk"]
-    ratio = sdk["fps"] / raw["fps"] if raw["fps"] else 0.0
-    added = {
-        f"p{p}": _common.difference(
-            sdk["decode_to_bgr_ms"][f"p{p}"], raw["decode_to_bgr_ms"][f"p{p}"]
-        )
-        for p in _common.PERCENTILES
-    }
-    goals = [
-        _common.goal(
-            "fps ratio sdk/raw",
-            ratio if raw["fps"] and sdk["fps"] else None,
-            lambda r: r >= FPS_RATIO_GOAL,
-            "{:.1%}",
-            f">= {FPS_RATIO_GOAL * 100:.0f} %",
-        ),
-        _common.goal(
-            "added latency p50",
-            added["p50"],
-            lambda v: v < ADDED_P50_GOAL_MS,
-            "{:.3f} ms",
-            f"< {ADDED_P50_GOAL_MS:g} ms",
-        ),
-        _common.goal(
-            "added latency p99",
-            added["p99"],
-            lambda v: v < ADDED_P99_GOAL_MS,
-            "{:.3f} ms",
-            f"< {ADDED_P99_GOAL_MS:g} ms",
-        ),
-    ]
+    pairs = {transport: pair_goals(clients, transport) for transport in transports}
+    goals = [goal for _, _, pair in pairs.values() for goal in pair]
 
     rows = []
-    for name in ("raw", "sdk"):
-        figures, delays = clients[name], clients[name]["decode_to_bgr_ms"]
-        cpu = sum(r["cpu_per_s"] for r in figures["rounds"]) / len(figures["rounds"])
+    for transport in transports:
+        ratio, added, _ = pairs[transport]
+        for name in reversed(PAIRS[transport]):
+            figures, delays = clients[name], clients[name]["decode_to_bgr_ms"]
+            rows.append(
+                [
+                    name,
+                    str(figures["frames"]),
+                    f"{figures['fps']:.2f}",
+                    *(_common.fmt(delays[key], 3) for key in ("p50", "p95", "p99", "mean")),
+                    f"{figures['cpu_per_s']:.2f}",
+                    _common.fmt(figures["cpu_ms_per_frame"], 2),
+                ]
+            )
         rows.append(
             [
-                name,
-                str(figures["frames"]),
-                f"{figures['fps']:.2f}",
-                *(_common.fmt(delays[key], 3) for key in ("p50", "p95", "p99", "mean")),
-                f"{cpu:.2f}",
+                " - ".join(PAIRS[transport]),
+                "",
+                f"{ratio * 100:.1f} %",
+                *(_common.signed(added[k], 3) for k in added),
+                "",
+                "",
+                "",
             ]
         )
-    rows.append(
-        [
-            "sdk - raw",
-            "",
-            f"{ratio * 100:.1f} %",
-            *(_common.signed(added[k], 3) for k in added),
-            "",
-            "",
-        ]
-    )
     _common.print_table(
-        ["client", "frames", "fps", "p50 ms", "p95 ms", "p99 ms", "mean ms", "cpu/s"], rows
+        ["client", "frames", "fps", "p50 ms", "p95 ms", "p99 ms", "mean ms", "cpu/s", "cpu ms/fr"],
+        rows,
     )
     print("busiest threads of the process (CPU s/s), last round:")
-    for name in ("raw", "sdk"):
+    for name in names:
         print(f"  {name}: {_common.format_roles(clients[name]['rounds'][-1]['thread_roles'], 5)}")
     print()
     _common.print_goals(goals)
+    parts = []
+    for transport in transports:
+        ratio, added, _ = pairs[transport]
+        prefix = "" if transport == "webrtc" else f"{transport} "
+        parts.append(
+            f"{prefix}fps sdk/raw {ratio * 100:.1f}%, added latency "
+            f"p50 {_common.signed(added['p50'])} ms p99 {_common.signed(added['p99'])} ms"
+        )
     line = (
-        f"overhead: {model.name} fps sdk/raw {ratio * 100:.1f}%, added latency "
-        f"p50 {_common.signed(added['p50'])} ms p99 {_common.signed(added['p99'])} ms "
+        f"overhead: {model.name} {'; '.join(parts)} "
         f"({'all goals met' if all(g['met'] for g in goals) else 'goal missed'})"
     )
+    ratio, added, _ = pairs["webrtc"]
     _common.write_json(
         args.json,
         {
@@ -259,12 +330,19 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup_s": warmup,
                 "duration_s": duration,
                 "rounds": rounds,
+                "transports": transports,
                 "quick": args.quick,
             },
-            "raw": raw,
-            "sdk": sdk,
+            # The legacy pair keeps its top-level keys; every client is under "clients".
+            "raw": clients["raw"],
+            "sdk": clients["sdk"],
             "fps_ratio": round(ratio, 4),
             "added_latency_ms": added,
+            "clients": clients,
+            "pairs": {
+                transport: {"fps_ratio": round(r, 4), "added_latency_ms": a}
+                for transport, (r, a, _) in pairs.items()
+            },
             "goals": goals,
             "summary": line,
         },
