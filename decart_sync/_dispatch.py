@@ -10,13 +10,12 @@ delay the loop.
 from __future__ import annotations
 
 import collections
-import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from decart_sync._redact import get_logger
+from decart_sync._workers import WorkerPool
 
 _log = get_logger(__name__)
 
@@ -24,66 +23,27 @@ _Job = Callable[[], None]
 
 
 class CallbackDispatcher:
-    """A small pool of named worker threads, started on first use and joined on shutdown."""
+    """A small pool of named worker threads (``decart-callback-N``), started on first use and
+    ended on shutdown, with an ordered channel per session on top."""
 
     def __init__(self, workers: int = 2, name: str = "decart-callback") -> None:
-        self._max_workers = workers
-        self._name = name
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._lock = threading.Lock()
-        self._closed = False
+        self._pool = WorkerPool(workers, name)
 
     def channel(self, label: str) -> EventChannel:
         """A new ordered channel (one per session)."""
         return EventChannel(self, label)
 
     def _submit(self, job: _Job) -> bool:
-        with self._lock:
-            if self._closed:
-                return False
-            if self._idle == 0 and len(self._threads) < self._max_workers:
-                thread = threading.Thread(
-                    target=self._work,
-                    name=f"{self._name}-{len(self._threads)}",
-                    daemon=True,
-                )
-                self._threads.append(thread)
-                thread.start()
-            else:
-                self._idle = max(0, self._idle - 1)
-        self._jobs.put(job)
+        try:
+            self._pool.submit(job)
+        except RuntimeError:
+            return False  # shut down
         return True
 
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            job()
-            with self._lock:
-                self._idle += 1
-
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Let queued callbacks finish, then end the workers (waiting at most ``timeout``).
-
-        From a worker thread itself (a callback that closes its own session) it does not wait.
-        """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            threads = list(self._threads)
-        for _ in threads:
-            self._jobs.put(None)
-        current = threading.current_thread()
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            if thread is not current:
-                thread.join(max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    _log.warning("callback thread %s still busy after shutdown", thread.name)
+    def shutdown(self) -> None:
+        """Let queued callbacks run, then end the workers. A callback still running is not
+        waited for (it may be the one closing its own session); its worker ends after it."""
+        self._pool.shutdown(wait=True)
 
 
 class EventChannel:

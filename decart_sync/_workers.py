@@ -25,7 +25,7 @@ _Work = tuple["concurrent.futures.Future[Any]", Callable[..., Any], tuple[Any, .
 
 
 class WorkerPool(concurrent.futures.Executor):
-    """Up to ``max_workers`` daemon threads named ``{name}_{n}``, started as work arrives."""
+    """Up to ``max_workers`` daemon threads named ``{name}-{n}``, started as work arrives."""
 
     def __init__(self, max_workers: int, name: str) -> None:
         self._max_workers = max_workers
@@ -47,7 +47,7 @@ class WorkerPool(concurrent.futures.Executor):
             self._work.put((future, fn, args, kwargs))
             if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
                 thread = threading.Thread(
-                    target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True
+                    target=self._run, name=f"{self._name}-{len(self._threads)}", daemon=True
                 )
                 self._threads.append(thread)
                 thread.start()

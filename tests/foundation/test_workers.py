@@ -17,7 +17,7 @@ def test_results_exceptions_and_thread_names() -> None:
         with pytest.raises(KeyError):
             pool.submit({}.__getitem__, "missing").result(5)
         name = pool.submit(lambda: threading.current_thread().name).result(5)
-        assert name.startswith("decart-media-test_")
+        assert name.startswith("decart-media-test-")
         assert pool.submit(lambda: threading.current_thread().daemon).result(5)
     finally:
         pool.shutdown()
