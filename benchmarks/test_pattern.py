@@ -12,7 +12,7 @@ import time
 import av
 
 from decart_sync.media import render_test_pattern
-from decart_sync.media._source_track import to_track_frame
+from decart_sync.media.sources._convert import to_track_frame
 
 
 def main() -> None:

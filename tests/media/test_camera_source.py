@@ -16,7 +16,7 @@ from _media_helpers import run, take
 
 from decart_sync.errors import InvalidInputError
 from decart_sync.media import camera
-from decart_sync.media.sources import _CameraSource
+from decart_sync.media.sources._camera import CameraSource
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="v4l2 paths")
 
@@ -59,7 +59,7 @@ LIVE_INPUT = "testsrc=size=320x240:rate={rate},realtime"
 def test_a_live_input_is_sent_at_the_models_size_and_released(
     executor: concurrent.futures.Executor,
 ) -> None:
-    source = _CameraSource(LIVE_INPUT.format(rate=30), format="lavfi", options={})
+    source = CameraSource(LIVE_INPUT.format(rate=30), format="lavfi", options={})
     container = source._container
 
     async def receive() -> list[av.VideoFrame]:
@@ -79,7 +79,7 @@ def test_each_slot_takes_the_newest_frame_the_device_has() -> None:
     scenario gets three tries, and one must skip the queue."""
     skipped = []
     for _ in range(3):
-        source = _CameraSource(LIVE_INPUT.format(rate=60), format="lavfi", options={})
+        source = CameraSource(LIVE_INPUT.format(rate=60), format="lavfi", options={})
         try:
             first = source._read(15)
             time.sleep(0.1)  # the model is slower than the device: six device frames go by
@@ -123,7 +123,7 @@ def test_a_non_blocking_device_is_drained_to_its_newest_frame() -> None:
     still = LIVE_INPUT.format(rate=30).replace(",realtime", "")
     with av.open(still, format="lavfi") as lavfi:
         packets = [p for _, p in zip(range(3), lavfi.demux(video=0), strict=False)]
-        source = _CameraSource(still, format="lavfi", options={})
+        source = CameraSource(still, format="lavfi", options={})
         source._container.close()
         again = ScriptedDevice.AGAIN
         device = ScriptedDevice(

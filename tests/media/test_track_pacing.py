@@ -13,7 +13,7 @@ import pytest
 from _media_helpers import pts_steps, run, take
 
 from decart_sync.media import test_pattern
-from decart_sync.media._source_track import Pacer
+from decart_sync.media.sources._track import Pacer
 
 
 def test_arrivals_go_out_at_once_capped_at_the_rate_and_stamped_with_their_time() -> None:

@@ -19,10 +19,9 @@ import asyncio
 import math
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import NoReturn, Protocol
+from typing import NoReturn
 
 import av
-import numpy as np
 from aiortc.mediastreams import (
     VIDEO_CLOCK_RATE,
     VIDEO_TIME_BASE,
@@ -32,152 +31,13 @@ from aiortc.mediastreams import (
 
 from decart_sync._redact import get_logger
 from decart_sync.errors import DecartSDKError, InvalidInputError
+from decart_sync.media.sources._feed import BadFrame, EndOfStream, FrameFeed, SourceFailed
 
-__all__ = [
-    "BadFrame",
-    "EndOfStream",
-    "FrameFeed",
-    "Pacer",
-    "SourceFailed",
-    "SourceTrack",
-    "frame_problem",
-    "fresh_frame",
-    "to_track_frame",
-]
+__all__ = ["Pacer", "SourceTrack"]
 
 logger = get_logger(__name__)
 
 ErrorCallback = Callable[[DecartSDKError], None]
-
-# Pixel layouts a numpy frame may come in, and the word users know them by.
-PIXEL_FORMATS = {"bgr24": "BGR", "rgb24": "RGB"}
-
-
-class EndOfStream(Exception):
-    """The source has no more frames: a normal end, not an error."""
-
-
-class BadFrame(Exception):
-    """One frame could not be used; the track skips it and carries on.
-
-    ``key`` names the kind of problem, so each kind is reported once rather than once per frame.
-    """
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-        self.message = message
-
-
-class SourceFailed(Exception):
-    """The source broke (its reader raised, a device vanished). The track reports and ends."""
-
-    def __init__(self, error: DecartSDKError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-class FrameFeed(Protocol):
-    """What a track needs from its source (VideoSource implements it)."""
-
-    # True: read once the rate allows a frame, and send what the read returns at once: the
-    # newest frame a live device has (the read waits for the device if nothing is queued), or
-    # a picture drawn for now (the test pattern).
-    # False: read the next frame ahead, then send it once the rate allows (files, generators,
-    # captures: a blocking read of a live input has done its waiting already).
-    @property
-    def _reads_when_due(self) -> bool: ...
-
-    # True: the source is filled by others and tells the track when a frame arrives
-    # (:meth:`_wait_for_news`); the track sends it at once, as the rate allows.
-    @property
-    def _sends_on_arrival(self) -> bool: ...
-
-    async def _wait_for_news(self, timeout: float | None) -> bool:
-        """For a source that sends on arrival: wait until the next ``_next_frame()`` has
-        something new to say (a frame not sent yet, an end, a failure) and return True, or
-        return False after ``timeout`` seconds (None: no limit) or when woken for nothing."""
-        ...
-
-    async def _next_frame(
-        self, width: int, height: int, fps: int, executor: Executor | None
-    ) -> av.VideoFrame | None:
-        """The next frame at ``width`` x ``height`` in yuv420p, or None if there is nothing to
-        send yet. Raises EndOfStream, BadFrame or SourceFailed."""
-        ...
-
-    def _frame_sent(self) -> None:
-        """Count one frame handed to the peer connection."""
-        ...
-
-    def _track_ended(self, track: SourceTrack) -> None:
-        """The track stopped; the source forgets it."""
-        ...
-
-
-def frame_problem(frame: object, pixel_format: str = "bgr24") -> tuple[str, str] | None:
-    """Why ``frame`` cannot be sent, as ``(kind, message)``, or None if it can.
-
-    Any height and width are fine (frames are resized); the layout must be HxWx3 uint8.
-    """
-    if isinstance(frame, av.VideoFrame):
-        return None
-    expected = f"expected an HxWx3 uint8 {PIXEL_FORMATS[pixel_format]} numpy array"
-    if not isinstance(frame, np.ndarray):
-        kind = type(frame).__name__
-        return f"type={kind}", f"{expected} (or an av.VideoFrame), got {kind}"
-    got = f"got a {frame.dtype} array of shape {frame.shape}"
-    if frame.ndim != 3:
-        return f"ndim={frame.ndim}", f"{expected}, {got}"
-    if frame.shape[2] != 3:
-        return f"channels={frame.shape[2]}", f"{expected}, {got}"
-    if frame.dtype != np.uint8:
-        return f"dtype={frame.dtype}", f"{expected}, {got}"
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        return "empty", f"{expected}, {got}"
-    return None
-
-
-def to_track_frame(
-    frame: object, width: int, height: int, pixel_format: str = "bgr24"
-) -> av.VideoFrame:
-    """``frame`` (numpy HxWx3 uint8 or av.VideoFrame) as a new ``width`` x ``height`` yuv420p
-    frame that the track may stamp.
-
-    Blocking (swscale runs here, releasing the GIL): call it in an executor, not on the loop.
-    Raises BadFrame for a frame of the wrong layout.
-    """
-    problem = frame_problem(frame, pixel_format)
-    if problem is not None:
-        raise BadFrame(*problem)
-    # threads=1: PyAV otherwise starts a swscale worker per core for each conversion, that is
-    # new threads for every frame; frames are already converted in parallel with each other.
-    if isinstance(frame, av.VideoFrame):
-        converted = frame.reformat(width, height, format="yuv420p", threads=1)
-        # reformat() hands back the frame itself when nothing needs to change.
-        return fresh_frame(converted) if converted is frame else converted
-    assert isinstance(frame, np.ndarray)
-    # Wrapping the buffer avoids a copy; swscale reads it once to build the new frame.
-    if frame.flags.c_contiguous:
-        wrapped = av.VideoFrame.from_numpy_buffer(frame, format=pixel_format)
-    else:
-        wrapped = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=pixel_format)
-    return wrapped.reformat(width, height, format="yuv420p", threads=1)
-
-
-def fresh_frame(frame: av.VideoFrame) -> av.VideoFrame:
-    """A new frame object with ``frame``'s yuv420p pixels (even sizes only).
-
-    The track stamps each frame it sends with its own pts. A frame that is sent again, or that
-    someone else may hold (a user's frame, a relayed one), must not have its pts changed under
-    them, so those are copied: one memcpy of the planes, about 50 us at 1280x704.
-    """
-    return av.VideoFrame.from_numpy_buffer(frame.to_ndarray(), format="yuv420p")
-
-
-def needs_conversion(frame: av.VideoFrame, width: int, height: int) -> bool:
-    """Whether an av.VideoFrame must go through swscale to become a track frame."""
-    return frame.width != width or frame.height != height or frame.format.name != "yuv420p"
 
 
 class Pacer:

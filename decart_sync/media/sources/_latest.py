@@ -1,0 +1,95 @@
+"""Sources filled by someone else at their own rate (a user's thread, another track): the
+newest frame wins, goes out as soon as it arrives, and is repeated when nothing new comes."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import concurrent.futures
+
+import av
+from aiortc.mediastreams import MediaStreamTrack
+
+from decart_sync.media.sources._base import VideoSource
+from decart_sync.media.sources._convert import (
+    PixelFormat,
+    check_pixel_format,
+    fresh_frame,
+    needs_conversion,
+    to_track_frame,
+)
+
+__all__ = ["LatestSource"]
+
+
+class LatestSource(VideoSource):
+    """A source filled by someone else. The track sends each new frame as it arrives (at most
+    at the model's rate), and repeats the last one when nothing new comes."""
+
+    _sends_on_arrival = True
+
+    def __init__(self, name: str, pixel_format: PixelFormat = "bgr24") -> None:
+        check_pixel_format(pixel_format)
+        super().__init__(name)
+        self._pixel_format: str = pixel_format
+        # The last frame sent and what it became, so a repeat costs no conversion:
+        # (input frame, width, height, track frame). Touched only on the loop thread.
+        self._converted: tuple[object, int, int, av.VideoFrame] | None = None
+        # Set (on the loop) when there is news for the track; one per track, made on its loop.
+        self._news: asyncio.Event | None = None
+
+    @abc.abstractmethod
+    def _newest(self) -> object | None:
+        """The newest input frame, or None if none has come yet. Non-blocking, on the loop.
+        Raises EndOfStream or SourceFailed."""
+
+    @abc.abstractmethod
+    def _has_news(self) -> bool:
+        """Whether ``_newest()`` would now say something new: a frame not sent yet, an end, a
+        failure. Non-blocking, on the loop."""
+
+    def _track_opened(self) -> None:
+        self._news = asyncio.Event()
+
+    def _track_ended(self, track: MediaStreamTrack) -> None:
+        super()._track_ended(track)
+        if self._news is not None:
+            self._news.set()  # a track waiting for news must see that it has stopped
+
+    def _announce(self) -> None:
+        """Wake the track: there is news. Safe from any thread."""
+        news = self._news
+        if news is not None:  # else no track yet: the first one looks for itself
+            self._on_track_loop(news.set)
+
+    async def _wait_for_news(self, timeout: float | None) -> bool:
+        news = self._news
+        if news is None or self._has_news():
+            return True
+        news.clear()
+        if self._has_news():  # it came between the look and the clear
+            return True
+        try:
+            await asyncio.wait_for(news.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return self._has_news()
+
+    async def _next_frame(
+        self, width: int, height: int, fps: int, executor: concurrent.futures.Executor | None
+    ) -> av.VideoFrame | None:
+        raw = self._newest()
+        if raw is None:
+            return None
+        cached = self._converted
+        if cached is None or cached[0] is not raw or cached[1:3] != (width, height):
+            if isinstance(raw, av.VideoFrame) and not needs_conversion(raw, width, height):
+                converted = raw
+            else:
+                loop = asyncio.get_running_loop()
+                converted = await loop.run_in_executor(
+                    executor, to_track_frame, raw, width, height, self._pixel_format
+                )
+            self._converted = cached = (raw, width, height, converted)
+        # The same picture may go out many times, each time with its own pts.
+        return fresh_frame(cached[3])

@@ -1,0 +1,49 @@
+"""The synthetic test pattern as a source, running in real time at its own frame rate."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from decart_sync.media.sources._base import VideoSource, check_positive_int
+from decart_sync.media.sources._pull import PullSource
+from decart_sync.media.test_pattern import render_test_pattern
+
+__all__ = ["TestPatternSource", "test_pattern"]
+
+
+class TestPatternSource(PullSource):
+    """The synthetic pattern, running in real time at its own frame rate."""
+
+    # Drawn when its frame is due, like a camera's newest frame: a picture drawn ahead would
+    # wait for the rate and reach the model older than a live input's.
+    _reads_when_due = True
+
+    def __init__(self, width: int, height: int, fps: int, seed: int) -> None:
+        super().__init__(f"test pattern {width}x{height}@{fps}")
+        render_test_pattern(0, width, height, seed)  # validates the arguments, warms the cache
+        self._size = (width, height)
+        self._fps = fps
+        self._seed = seed
+        # Seconds of pattern time shown so far; exact, so equal rates map frame k to frame k.
+        self._position = Fraction(0)
+
+    def _read(self, fps: int) -> object:
+        n = int(self._position * self._fps)
+        self._position += Fraction(1, fps)
+        return render_test_pattern(n, self._size[0], self._size[1], self._seed)
+
+
+def test_pattern(
+    *, width: int = 640, height: int = 352, fps: int = 30, seed: int = 0
+) -> VideoSource:
+    """A synthetic, deterministic input: moving coloured shapes and a large frame counter.
+
+    Frame ``n`` is :func:`render_test_pattern` ``(n, width, height, seed)``. The pattern runs at
+    ``fps`` in real time; at a different model rate its frames repeat or are skipped.
+    """
+    check_positive_int("fps", fps)
+    return TestPatternSource(width, height, fps, seed)
+
+
+# Keep pytest from collecting the factory as a test when a test module imports it.
+test_pattern.__test__ = False  # type: ignore[attr-defined]

@@ -1,0 +1,73 @@
+"""Frames pushed by the user's code from any thread: ``PushSource().send(frame)``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import av
+import numpy as np
+
+from decart_sync.errors import InvalidInputError, SessionClosedError
+from decart_sync.media.sources._convert import PixelFormat, frame_problem
+from decart_sync.media.sources._feed import EndOfStream
+from decart_sync.media.sources._latest import LatestSource
+
+__all__ = ["PushSource"]
+
+
+class PushSource(LatestSource):
+    """Frames pushed by your code, from any thread: ``source.send(frame)``.
+
+    ``send()`` checks the frame at once (``InvalidInputError`` for anything but an HxWx3 uint8
+    array in ``pixel_format`` order, or an av.VideoFrame), copies it, and returns without waiting.
+    The track sends a new frame as soon as it arrives, but no more often than the model's frame
+    rate: a frame replaced before it was sent counts in :attr:`frames_dropped`. When nothing new
+    comes for two frame intervals the last frame is sent again, so the stream never stalls.
+    """
+
+    def __init__(self, *, pixel_format: PixelFormat = "bgr24") -> None:
+        super().__init__("push source", pixel_format)
+        self._slot_lock = threading.Lock()
+        self._latest: object | None = None
+        self._unsent = False
+        self._received = 0
+        self._dropped = 0
+
+    @property
+    def frames_received(self) -> int:
+        """Frames accepted by :meth:`send`."""
+        return self._received
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames replaced by a newer one before they could be sent."""
+        return self._dropped
+
+    def send(self, frame: np.ndarray[Any, Any] | av.VideoFrame) -> None:
+        """Offer ``frame`` as the newest input frame. Thread-safe; does not wait for the track."""
+        problem = frame_problem(frame, self._pixel_format)
+        if problem is not None:
+            raise InvalidInputError(problem[1])
+        if isinstance(frame, np.ndarray):
+            # Callers often reuse one buffer; what we send must be what they passed.
+            frame = np.array(frame, order="C", copy=True)
+        with self._slot_lock:
+            if self._closed:
+                raise SessionClosedError("this PushSource is closed; frames can no longer be sent")
+            if self._unsent:
+                self._dropped += 1
+            self._latest = frame
+            self._unsent = True
+            self._received += 1
+        self._announce()
+
+    def _newest(self) -> object | None:
+        with self._slot_lock:
+            if self._closed:
+                raise EndOfStream
+            self._unsent = False
+            return self._latest
+
+    def _has_news(self) -> bool:
+        return self._unsent or self._closed
