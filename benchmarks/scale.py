@@ -1,7 +1,7 @@
 """Several sessions in one process: threads, CPU and memory per session, fps per session.
 
 Usage: ``python benchmarks/scale.py [--quick] [--json PATH] [--sessions 1,2,4,8] [--duration S]
-[--no-custom-profile]``
+[--no-custom-profile] [--livekit]``
 
 For each session count N, a fresh child process (so memory and threads start from the same
 baseline every time) opens N sessions through one ``DecartClient`` at 640x352, 30 fps, each fed
@@ -18,9 +18,16 @@ by the SDK's ``test_pattern()`` source and read by one user thread of its own wi
 * threads: total, and the SDK's own (total minus the main thread and the N reader threads),
   and how many each session adds.
 
-Goals (issue 6): the SDK adds at most 2 threads per session; memory per 640x352 session under
-60 MB. Two cores cannot run eight sessions of encode + decode on both sides at 30 fps: expect
-the fps per session to fall there; the table says by how much. Reported, never asserted.
+With ``--livekit`` every N is measured twice, over each transport (``webrtc``, then ``livekit``:
+sessions joining the emulator's LiveKit rooms, H.264), and the script re-runs itself in a
+private network namespace first, as ``e2e.py --livekit`` does. The ``livekit`` package's native
+runtime threads start with the first LiveKit session of a process and live as long as it: the
+one-session row carries them, the slope between the largest N does not.
+
+Goals (issue 6, the ``webrtc`` rows): the SDK adds at most 2 threads per session; memory per
+640x352 session under 60 MB. Two cores cannot run eight sessions of encode + decode on both
+sides at 30 fps: expect the fps per session to fall there; the table says by how much. For
+``livekit`` the figures are reported (issue 12). Never asserted.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ READ_TIMEOUT = 3.0
 CHILD_TIMEOUT = 240.0
 THREADS_GOAL = 2.0
 MEMORY_GOAL_MB = 60.0
+REPORTED = "reported (issue 12)"
 
 
 # ---------------------------------------------------------------- the child: N sessions
@@ -107,7 +115,9 @@ def child(args: Any) -> int:
     try:
         for index in range(args.child):
             source = test_pattern(width=WIDTH, height=HEIGHT, fps=FPS, seed=index)
-            session = client.realtime.connect(model, source, timeout=CONNECT_TIMEOUT)
+            session = client.realtime.connect(
+                model, source, transport=args.transport, timeout=CONNECT_TIMEOUT
+            )
             sessions.append(session)
             reader = Reader(session, index)
             readers.append(reader)
@@ -134,6 +144,7 @@ def child(args: Any) -> int:
             for b, a in zip(counters_before[1], counters_after[1], strict=True)
         )
         result = {
+            "transport": args.transport,
             "sessions": args.child,
             "baseline_rss_mb": round(baseline_rss / _common.MB, 1),
             "baseline_threads": baseline_threads,
@@ -156,13 +167,18 @@ def child(args: Any) -> int:
 # ---------------------------------------------------------------- the parent
 
 
-def run_child(emulator: EmulatorProcess, sessions: int, model: str, args: Any) -> dict[str, Any]:
-    """Run one child with ``sessions`` sessions; measure the emulator over the child's window."""
+def run_child(
+    emulator: EmulatorProcess, sessions: int, model: str, transport: str, args: Any
+) -> dict[str, Any]:
+    """Run one child with ``sessions`` sessions over ``transport``; measure the emulator over the
+    child's window."""
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
         "--child",
         str(sessions),
+        "--transport",
+        transport,
         "--model",
         model,
         "--url",
@@ -198,7 +214,9 @@ def run_child(emulator: EmulatorProcess, sessions: int, model: str, args: Any) -
                 result = event["result"]
         process.wait(30)
     if result is None:
-        raise RuntimeError(f"the {sessions}-session child failed (exit {process.returncode})")
+        raise RuntimeError(
+            f"the {sessions}-session {transport} child failed (exit {process.returncode})"
+        )
     result["emulator"] = emulator_figures
     return result
 
@@ -247,94 +265,20 @@ def last_roles(results: list[dict[str, Any]]) -> str:
     return ", ".join(f"{role} {count}" for role, count in roles.items())
 
 
-def main(argv: list[str] | None = None) -> int:
-    arguments = _common.parser(__doc__)
-    arguments.add_argument("--sessions", help="comma-separated session counts (1,2,4,8)")
-    arguments.add_argument("--duration", type=float, help="seconds measured per session count")
-    arguments.add_argument("--warmup", type=float, help="seconds before measuring")
-    arguments.add_argument(
-        "--no-custom-profile",
-        action="store_true",
-        help="use lucy-2.1 (1280x720 out) instead of a 640x352 model registered in the emulator",
-    )
-    # The child's own options (internal).
-    arguments.add_argument("--child", type=int, help="(internal) run N sessions and report")
-    arguments.add_argument("--model", default=CUSTOM_NAME, help="(internal)")
-    arguments.add_argument("--url", help="(internal)")
-    arguments.add_argument("--realtime-url", help="(internal)")
-    arguments.add_argument("--api-key", help="(internal)")
-    args = arguments.parse_args(argv)
-    if args.child:
-        return child(args)
-
-    counts = [int(n) for n in (args.sessions or ("1,2" if args.quick else "1,2,4,8")).split(",")]
-    args.duration = args.duration or (1.5 if args.quick else 10.0)
-    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
-    model = "lucy-2.1" if args.no_custom_profile else CUSTOM_NAME
-    info = _common.machine()
-    print("decart-sync scaling: N sessions in one process, 640x352@30 input, one reader each")
-    print(f"machine: {_common.describe_machine(info)}")
-    print(
-        f"model {model}; each N in a fresh process; {args.warmup:g} s warm-up, "
-        f"{args.duration:g} s measured\n"
-    )
-    extra = [] if args.no_custom_profile else [profile_argument(CUSTOM_NAME, WIDTH, HEIGHT, FPS)]
-    results = []
-    with EmulatorProcess(extra) as emulator:
-        for count in counts:
-            results.append(run_child(emulator, count, model, args))
-            print(f"  {count} session(s) done", flush=True)
-    growth = analyse(results)
-
-    rows = [
-        [
-            str(r["sessions"]),
-            f"{r['sent_fps']:.1f}",
-            f"{r['received_fps']:.1f}",
-            f"{r['fps_mean']:.1f}",
-            f"{r['fps_min']:.1f}",
-            f"{r['cpu_per_s']:.2f}",
-            f"{r['cpu_per_session']:.2f}",
-            f"{r['emulator']['cpu_per_s']:.2f}",
-            f"{r['rss_mb']:.0f}",
-            f"{r['rss_per_session_mb']:.1f}",
-            str(r["threads"]),
-            str(r["sdk_threads"]),
-        ]
-        for r in results
-    ]
-    print()
-    _common.print_table(
-        [
-            "sessions",
-            "sent/s",
-            "recv/s",
-            "fps/sess",
-            "worst",
-            "cpu/s",
-            "cpu/sess",
-            "emu cpu/s",
-            "RSS MB",
-            "MB/sess",
-            "threads",
-            "SDK thr",
-        ],
-        rows,
-    )
-    print(
-        f"baseline before the first session: {results[0]['baseline_rss_mb']:.0f} MB, "
-        f"{results[0]['baseline_threads']} threads"
-    )
-    print(f"threads by role at the largest N: {last_roles(results)}")
-    print("busiest threads (CPU s/s) at the largest N, client | emulator:")
-    last = results[-1]
-    print(
-        f"  {_common.format_roles(last['thread_roles'], 5)} | "
-        f"{_common.format_roles(last['emulator'].get('thread_roles', {}), 4)}\n"
-    )
+def transport_goals(transport: str, growth: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 6's goals for the legacy transport; for livekit, issue 12 asks for the figures."""
     threads_added = growth["sdk_threads_per_added_session"]
     memory = growth["rss_per_session_mb_worst"]
-    goals = [
+    if transport == "livekit":
+        return [
+            _common.goal(
+                "livekit SDK threads per session", threads_added, lambda v: True, "{:.2f}", REPORTED
+            ),
+            _common.goal(
+                "livekit memory per 640x352 session", memory, lambda v: True, "{:.1f} MB", REPORTED
+            ),
+        ]
+    return [
         _common.goal(
             "SDK threads per session",
             threads_added,
@@ -350,14 +294,124 @@ def main(argv: list[str] | None = None) -> int:
             f"< {MEMORY_GOAL_MB:g} MB",
         ),
     ]
+
+
+def print_results(by_transport: dict[str, list[dict[str, Any]]]) -> None:
+    rows = [
+        [
+            transport,
+            str(r["sessions"]),
+            f"{r['sent_fps']:.1f}",
+            f"{r['received_fps']:.1f}",
+            f"{r['fps_mean']:.1f}",
+            f"{r['fps_min']:.1f}",
+            f"{r['cpu_per_s']:.2f}",
+            f"{r['cpu_per_session']:.2f}",
+            f"{r['emulator']['cpu_per_s']:.2f}",
+            f"{r['rss_mb']:.0f}",
+            f"{r['rss_per_session_mb']:.1f}",
+            str(r["threads"]),
+            str(r["sdk_threads"]),
+        ]
+        for transport, results in by_transport.items()
+        for r in results
+    ]
+    print()
+    _common.print_table(
+        [
+            "transport",
+            "sessions",
+            "sent/s",
+            "recv/s",
+            "fps/sess",
+            "worst",
+            "cpu/s",
+            "cpu/sess",
+            "emu cpu/s",
+            "RSS MB",
+            "MB/sess",
+            "threads",
+            "SDK thr",
+        ],
+        rows,
+    )
+    for transport, results in by_transport.items():
+        last = results[-1]
+        print(
+            f"{transport}: baseline before the first session: "
+            f"{results[0]['baseline_rss_mb']:.0f} MB, {results[0]['baseline_threads']} threads"
+        )
+        print(f"  threads by role at the largest N: {last_roles(results)}")
+        print(
+            "  busiest threads (CPU s/s) at the largest N, client | emulator: "
+            f"{_common.format_roles(last['thread_roles'], 5)} | "
+            f"{_common.format_roles(last['emulator'].get('thread_roles', {}), 4)}"
+        )
+    print()
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _common.parser(__doc__)
+    arguments.add_argument("--sessions", help="comma-separated session counts (1,2,4,8)")
+    arguments.add_argument("--duration", type=float, help="seconds measured per session count")
+    arguments.add_argument("--warmup", type=float, help="seconds before measuring")
+    arguments.add_argument(
+        "--no-custom-profile",
+        action="store_true",
+        help="use lucy-2.1 (1280x720 out) instead of a 640x352 model registered in the emulator",
+    )
+    _common.add_livekit_flag(arguments)
+    # The child's own options (internal).
+    arguments.add_argument("--child", type=int, help="(internal) run N sessions and report")
+    arguments.add_argument("--transport", default="webrtc", help="(internal)")
+    arguments.add_argument("--model", default=CUSTOM_NAME, help="(internal)")
+    arguments.add_argument("--url", help="(internal)")
+    arguments.add_argument("--realtime-url", help="(internal)")
+    arguments.add_argument("--api-key", help="(internal)")
+    args = arguments.parse_args(argv)
+    if args.child:
+        return child(args)
+    rerun = _common.rerun_for_livekit(args.livekit, __file__, argv)
+    if rerun is not None:
+        return rerun
+
+    counts = [int(n) for n in (args.sessions or ("1,2" if args.quick else "1,2,4,8")).split(",")]
+    args.duration = args.duration or (1.5 if args.quick else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
+    model = "lucy-2.1" if args.no_custom_profile else CUSTOM_NAME
+    transports = ["webrtc", "livekit"] if args.livekit else ["webrtc"]
+    info = _common.machine()
+    print("decart-sync scaling: N sessions in one process, 640x352@30 input, one reader each")
+    print(f"machine: {_common.describe_machine(info)}")
+    print(
+        f"model {model}; transports {', '.join(transports)}; each N in a fresh process; "
+        f"{args.warmup:g} s warm-up, {args.duration:g} s measured\n"
+    )
+    extra = [] if args.no_custom_profile else [profile_argument(CUSTOM_NAME, WIDTH, HEIGHT, FPS)]
+    by_transport: dict[str, list[dict[str, Any]]] = {}
+    with EmulatorProcess(extra) as emulator:
+        for transport in transports:
+            results = by_transport[transport] = []
+            for count in counts:
+                results.append(run_child(emulator, count, model, transport, args))
+                print(f"  {transport}: {count} session(s) done", flush=True)
+    growths = {transport: analyse(results) for transport, results in by_transport.items()}
+    print_results(by_transport)
+    goals = [goal for t in transports for goal in transport_goals(t, growths[t])]
     _common.print_goals(goals)
+    parts = []
+    for transport, results in by_transport.items():
+        growth = growths[transport]
+        parts.append(
+            ("" if transport == "webrtc" else f"{transport} ")
+            + ", ".join(f"{r['sessions']}x {r['fps_mean']:.1f} fps" for r in results)
+            + f"; {growth['sdk_threads_per_added_session']:.2f} SDK threads and "
+            f"{growth['rss_per_session_mb_worst']:.1f} MB per session"
+        )
     line = (
         "scale: "
-        + ", ".join(f"{r['sessions']}x {r['fps_mean']:.1f} fps" for r in results)
-        + (
-            f"; {threads_added:.2f} SDK threads and {memory:.1f} MB per session "
-            f"({'goals met' if all(g['met'] for g in goals) else 'goal missed'})"
-        )
+        + "; ".join(parts)
+        + f" ({'goals met' if all(g['met'] for g in goals) else 'goal missed'})"
     )
     _common.write_json(
         args.json,
@@ -370,10 +424,17 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup_s": args.warmup,
                 "duration_s": args.duration,
                 "sessions": counts,
+                "transports": transports,
                 "quick": args.quick,
             },
-            "rows": results,
-            "growth": growth,
+            # The legacy transport keeps its top-level keys; each transport's are under
+            # "by_transport".
+            "rows": by_transport["webrtc"],
+            "growth": growths["webrtc"],
+            "by_transport": {
+                transport: {"rows": by_transport[transport], "growth": growths[transport]}
+                for transport in transports
+            },
             "goals": goals,
             "summary": line,
         },
