@@ -15,7 +15,6 @@ import sys
 
 import attrs
 
-from decart_sync import models
 from decart_sync.client import DecartClient
 from decart_sync.commands._common import (
     DEFAULT_MODEL,
@@ -23,6 +22,7 @@ from decart_sync.commands._common import (
     CommandError,
     add_transport_argument,
     check_seconds,
+    model_option,
     output_path,
     run_command,
 )
@@ -112,7 +112,7 @@ def _demo(args: argparse.Namespace) -> int:
         if not text.strip():
             raise CommandError(f"{option} must not be empty", EXIT_USAGE)
     # The session sends at the input's size; the emulator still answers at the model's size.
-    model = attrs.evolve(models.realtime(args.model), width=width, height=height)
+    model = attrs.evolve(model_option(args.model), width=width, height=height)
     try:
         pattern = StampedPattern(width, height)
     except ValueError as error:

@@ -16,7 +16,6 @@ import os
 import sys
 from urllib.parse import urlsplit
 
-from decart_sync import models
 from decart_sync._protocol import DEFAULT_BASE_URL
 from decart_sync.client import DecartClient
 from decart_sync.commands._common import (
@@ -26,6 +25,7 @@ from decart_sync.commands._common import (
     add_transport_argument,
     api_key_from_env,
     check_seconds,
+    model_option,
     output_path,
     run_command,
 )
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    model = models.realtime(args.model)
+    model = model_option(args.model)
     if args.prompt is None and args.image is None:
         raise CommandError("give a --prompt, an --image, or both", EXIT_USAGE)
     seconds = None if args.seconds is None else check_seconds(args.seconds)

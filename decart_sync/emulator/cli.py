@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -94,22 +95,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _banner(emulator: Emulator) -> str:
+    served = "".join(
+        f"\n  also serves:    {m.name} ({m.width}x{m.height}@{m.fps})"
+        for m in emulator.extra_models
+    )
+    # The SDK, `decart-sync run` and `decart-sync token` all read these variables.
+    exports = "\n".join(
+        f"    export {name}={shlex.quote(value)}"
+        for name, value in (
+            ("DECART_API_KEY", emulator.api_key),
+            ("DECART_BASE_URL", emulator.url),
+            ("DECART_REALTIME_BASE_URL", emulator.realtime_url),
+        )
+    )
+    # connect("my-model") knows only the registry: an extra model must be registered first.
+    registrations = "".join(f"\n    models.register({model!r})" for model in emulator.extra_models)
+    imports = "DecartClient, ModelDefinition, models" if registrations else "DecartClient"
     return f"""decart-sync emulator listening
   REST base:      {emulator.url}
   realtime base:  {emulator.realtime_url}
   API key:        {emulator.api_key}
   admin token:    {emulator.admin_token}   (Authorization: Bearer ..., under /_emulator/)
-  transports:     {", ".join(sorted(emulator.transports))}
+  transports:     {", ".join(sorted(emulator.transports))}{served}
 
-Connect with:
+Point the SDK (DecartClient(), decart-sync run) at it from a shell:
 
-    from decart_sync import DecartClient
+{exports}
+
+or connect with:
+
+    from decart_sync import {imports}
 
     client = DecartClient(
         api_key={emulator.api_key!r},
         base_url={emulator.url!r},
         realtime_base_url={emulator.realtime_url!r},
-    )
+    ){registrations}
 
 Press Ctrl-C to stop."""
 

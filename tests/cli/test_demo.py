@@ -125,7 +125,7 @@ def test_ctrl_c_stops_cleanly_with_a_valid_recording(tmp_path: pathlib.Path) -> 
         (["--size", "641x352"], ["even"]),
         (["--size", "16x16"], ["out of range"]),
         (["--seconds", "-1"], ["--seconds"]),
-        (["--model", "no-such-model"], ["unknown realtime model", "lucy-2.1"]),
+        (["--model", "no-such-model"], ["unknown model", "--model takes one of", "lucy-2.1"]),
         (["--prompt", " "], ["--prompt"]),
         (["--output", "/no/such/dir/demo.mp4"], ["cannot write", "/no/such/dir"]),
     ],

@@ -61,7 +61,7 @@ def test_a_video_file_plays_to_its_end(emulator: Emulator, tmp_path: pathlib.Pat
     ("args", "env", "words"),
     [
         ([], {}, ["no API key", "DECART_API_KEY"]),
-        (["--model", "lucy-9"], {"DECART_API_KEY": "k" * 12}, ["unknown realtime model"]),
+        (["--model", "lucy-9"], {"DECART_API_KEY": "k" * 12}, ["--model takes one of", "lucy-2.6"]),
         (["--input", "missing.mp4"], {"DECART_API_KEY": "k" * 12}, ["not found", "missing.mp4"]),
         (["--input", "camera:"], {"DECART_API_KEY": "k" * 12}, ["camera:0"]),
         (["--no-prompt"], {"DECART_API_KEY": "k" * 12}, ["--prompt"]),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
 import queue
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 
@@ -81,6 +83,10 @@ def test_the_command_serves_a_session_and_stops_on_ctrl_c(
         f"DecartClient(\n        api_key='first-key',\n        base_url='http://127.0.0.1:{port}',"
         f"\n        realtime_base_url='ws://127.0.0.1:{port}',\n    )" in banner
     )
+    assert "    export DECART_API_KEY=first-key\n" in banner
+    assert f"    export DECART_BASE_URL=http://127.0.0.1:{port}\n" in banner
+    assert f"    export DECART_REALTIME_BASE_URL=ws://127.0.0.1:{port}\n" in banner
+    assert "models.register" not in banner  # no extra model, nothing to register
 
     url = RawClient.producer_url(f"ws://127.0.0.1:{port}", "second-key")
     with RawClient(url, media) as client:
@@ -97,6 +103,44 @@ def test_the_command_serves_a_session_and_stops_on_ctrl_c(
         assert client.expect("generation_ended")["reason"] == "disconnect"
         assert client.wait_closed().code == 1001
     assert "emulator stopped" in proc.read_until("emulator stopped")
+
+
+def test_a_model_it_serves_is_usable_by_name_as_its_banner_says(
+    process: list[Process], tmp_path: pathlib.Path
+) -> None:
+    proc = Process("--port", str(_free_port()), "--model", "my-model:640x352@30")
+    process.append(proc)
+    banner = proc.read_until("Ctrl-C")
+    assert "also serves:    my-model (640x352@30)" in banner
+    exports = [line.strip() for line in banner.splitlines() if line.startswith("    export ")]
+    assert len(exports) == 3
+    code = textwrap.dedent(banner.split("or connect with:\n", 1)[1].split("\nPress Ctrl-C")[0])
+    assert "models.register(ModelDefinition(name='my-model'" in code
+    # The banner's code as pasted, then a client made from the banner's exports alone.
+    script = tmp_path / "connect.py"
+    script.write_text(
+        code
+        + """
+from decart_sync.media import test_pattern
+
+client.close()
+with DecartClient() as from_the_shell:
+    session = from_the_shell.realtime.connect("my-model", test_pattern(), prompt="sketch")
+    ok, frame = session.read(timeout=20)
+    assert ok and frame.shape == (352, 640, 3), frame.shape
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DECART_")}
+    shell = "\n".join([*exports, 'exec "$0" "$1"'])
+    result = subprocess.run(
+        ["sh", "-c", shell, sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_the_command_reports_a_busy_port(process: list[Process]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 
@@ -79,6 +80,19 @@ def test_custom_model_definition_by_hand() -> None:
     assert ModelDefinition("m", "/v1/stream", 30, 640, 352, ("fast",)).speeds == ("fast",)
     with pytest.raises(InvalidInputError, match="speeds"):
         ModelDefinition("m", "/v1/stream", 30, 640, 352, "fast")  # type: ignore[arg-type]
+
+
+def test_registering_never_redefines_a_known_model() -> None:
+    # Registering a new name is shown end to end in tests/emulator/test_cli.py (in a process of
+    # its own, as registrations last for the process); these leave the registry as it was.
+    known = models.realtime("lucy-2.1")
+    assert models.register(known) is known  # the same definition again: a no-op
+    with pytest.raises(InvalidInputError, match="already known"):
+        models.register(attrs.evolve(known, width=640, height=352))
+    assert models.realtime("lucy-2.1") == known
+    with pytest.raises(InvalidInputError, match="ModelDefinition"):
+        models.register("my-model")  # type: ignore[arg-type]
+    assert len(models.realtime_model_names()) == 9
 
 
 def test_prompt_validates_text() -> None:
