@@ -31,7 +31,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from decart_sync.media.sources import IterableSource
+from decart_sync.media.sources import IterableSource, Pacing
 from decart_sync.media.test_pattern import render_test_pattern
 
 __all__ = ["CELLS", "NUMBER_BITS", "StampedPattern", "Timecode", "luma_plane"]
@@ -152,7 +152,7 @@ class StampedPattern:
     def source(self) -> IterableSource:
         """This pattern as a session's source, drawn when each frame is due (as
         ``test_pattern()`` is), so the latency measured starts when the SDK takes the frame."""
-        return _DueIterableSource(self)
+        return IterableSource(self, pacing=Pacing.WHEN_DUE)
 
     def sent_at(self, code: int) -> tuple[int, float] | None:
         """The full frame number and send time of the newest frame stamped with ``code``."""
@@ -163,9 +163,3 @@ class StampedPattern:
         if frame.format.name not in ("yuv420p", "yuvj420p"):
             return None
         return self.timecode.read(luma_plane(frame))
-
-
-class _DueIterableSource(IterableSource):
-    """An iterable source read when each frame is due rather than ahead (see FrameFeed)."""
-
-    _reads_when_due = True

@@ -12,6 +12,7 @@ from decart_sync.media.snapshot import JpegEncoder, encode_jpeg, encode_png, sav
 from decart_sync.media.sources import (
     CaptureSource,
     IterableSource,
+    Pacing,
     PushSource,
     TrackSource,
     VideoSource,
@@ -27,6 +28,7 @@ __all__ = [
     "IterableSource",
     "JpegEncoder",
     "MjpegBroadcaster",
+    "Pacing",
     "PushSource",
     "Recorder",
     "RecordingResult",

@@ -1,5 +1,5 @@
 """The track's clock: frames go out when they are there, at the model's fps on average, with
-increasing pts on the 90 kHz clock."""
+increasing pts on the 90 kHz clock; each source says how it is paced."""
 
 from __future__ import annotations
 
@@ -7,12 +7,15 @@ import concurrent.futures
 import fractions
 import itertools
 import time
+from collections.abc import Iterator
 
 import av
+import numpy as np
 import pytest
 from _media_helpers import pts_steps, run, take
 
-from decart_sync.media import test_pattern
+from decart_sync.errors import InvalidInputError
+from decart_sync.media import CaptureSource, IterableSource, Pacing, PushSource, test_pattern
 from decart_sync.media.sources._track import Pacer
 
 
@@ -73,3 +76,44 @@ def test_a_track_is_paced_and_stamped(executor: concurrent.futures.Executor) -> 
     nominal = (count - 1) / fps
     assert nominal * 0.9 <= sum(steps) / 90_000 <= elapsed + 1 / fps
     assert source.frames_sent == count
+
+
+def test_each_source_says_how_its_track_paces_it() -> None:
+    assert IterableSource([]).pacing is Pacing.READ_AHEAD
+    assert CaptureSource(FakeReader()).pacing is Pacing.READ_AHEAD
+    assert test_pattern().pacing is Pacing.WHEN_DUE
+    assert PushSource().pacing is Pacing.ON_ARRIVAL
+
+
+def test_a_source_read_per_frame_cannot_wait_for_arrivals() -> None:
+    with pytest.raises(InvalidInputError, match="READ_AHEAD or WHEN_DUE"):
+        IterableSource([], pacing=Pacing.ON_ARRIVAL)
+
+
+def test_an_iterable_paced_when_due_is_read_only_once_its_frame_is_due(
+    executor: concurrent.futures.Executor,
+) -> None:
+    fps = 4
+    read_at: list[float] = []
+
+    def frames() -> Iterator[np.ndarray]:
+        while True:
+            read_at.append(time.monotonic())
+            yield np.zeros((48, 64, 3), np.uint8)
+
+    source = IterableSource(frames(), pacing=Pacing.WHEN_DUE)
+
+    async def receive() -> None:
+        await take(source.open_track(width=64, height=48, fps=fps, executor=executor), 2)
+
+    run(receive())
+    source.close()
+    # The second frame is read no earlier than the rate allows after the first was sent (which
+    # was after the first read); read ahead, it would have been read at once.
+    earliest = (1 - Pacer.TOLERANCE) / fps
+    assert read_at[1] - read_at[0] >= earliest - 0.005
+
+
+class FakeReader:
+    def read(self) -> tuple[bool, None]:
+        return False, None

@@ -16,12 +16,14 @@ Two families, by who sets the pace:
   their own rate; a new frame goes out as soon as it arrives (at most at the model's rate), and
   the last one is repeated if nothing new comes for two frame intervals.
 
-:func:`as_source` turns anything ``connect()`` accepts into a source.
+:func:`as_source` turns anything ``connect()`` accepts into a source. Each source says how its
+track paces it (:class:`Pacing`) and serves the track through the :class:`FrameFeed` protocol.
 """
 
 from decart_sync.media.sources._as_source import as_source
 from decart_sync.media.sources._base import VideoSource
 from decart_sync.media.sources._camera import camera
+from decart_sync.media.sources._feed import FrameFeed, Pacing
 from decart_sync.media.sources._file import video_file
 from decart_sync.media.sources._pattern import test_pattern
 from decart_sync.media.sources._pull import CaptureSource, IterableSource
@@ -30,7 +32,9 @@ from decart_sync.media.sources._track_source import TrackSource
 
 __all__ = [
     "CaptureSource",
+    "FrameFeed",
     "IterableSource",
+    "Pacing",
     "PushSource",
     "TrackSource",
     "VideoSource",

@@ -15,6 +15,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from decart_sync._redact import get_logger
 from decart_sync.errors import DecartSDKError, InvalidInputError, LoopThreadError
+from decart_sync.media.sources._feed import Pacing
 from decart_sync.media.sources._track import SourceTrack
 
 __all__ = ["VideoSource", "check_positive_int"]
@@ -47,13 +48,9 @@ class VideoSource(abc.ABC):
     device or file and ends the track. Sources are context managers.
     """
 
-    # How a track paces this source (see FrameFeed): read ahead, then wait for the rate; read
-    # once the rate allows (a live device, the pattern); or filled by others, sent on arrival.
-    _reads_when_due = False
-    _sends_on_arrival = False
-
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, pacing: Pacing) -> None:
         self._name = name
+        self._pacing = pacing
         self._state_lock = threading.Lock()  # guards _closed, _track and _loop
         self._read_lock = threading.Lock()  # one blocking read at a time; release waits for it
         self._closed = False
@@ -87,6 +84,11 @@ class VideoSource(abc.ABC):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def pacing(self) -> Pacing:
+        """How a track paces this source: read ahead, read when due, or sent on arrival."""
+        return self._pacing
 
     def open_track(
         self,
@@ -183,28 +185,33 @@ class VideoSource(abc.ABC):
         with self._read_lock:
             self._release_once()
 
-    # --- the FrameFeed side, used by SourceTrack on the loop thread ---
+    # --- the FrameFeed side: called by the source's track, on its loop thread ---
 
     @abc.abstractmethod
-    async def _next_frame(
+    async def next_frame(
         self, width: int, height: int, fps: int, executor: concurrent.futures.Executor | None
-    ) -> av.VideoFrame | None: ...
+    ) -> av.VideoFrame | None:
+        """The next frame at ``width`` x ``height`` in yuv420p, or None if there is nothing to
+        send yet; see :class:`FrameFeed`. Called by the track on its loop thread."""
 
-    def _track_opened(self) -> None:  # noqa: B027 - an optional hook
-        """A track was opened (on the loop thread); a source may start loop-side work here."""
+    async def wait_for_news(self, timeout: float | None) -> bool:
+        """See :class:`FrameFeed`; only a source paced ``ON_ARRIVAL`` waits for anything."""
+        return True
 
-    async def _wait_for_news(self, timeout: float | None) -> bool:
-        return True  # only sources that send on arrival are ever asked
-
-    def _frame_sent(self) -> None:
+    def frame_sent(self) -> None:
+        """Count one frame the track handed to the peer connection."""
         self._frames_sent += 1
 
-    def _track_ended(self, track: MediaStreamTrack) -> None:
+    def track_ended(self, track: MediaStreamTrack) -> None:
+        """The track stopped; forget it if it is still this source's track."""
         with self._state_lock:
             if self._track is track:
                 self._track = None
 
     # --- releasing resources ---
+
+    def _track_opened(self) -> None:  # noqa: B027 - an optional hook
+        """A track was opened (on the loop thread); a source may start loop-side work here."""
 
     def _release(self) -> None:  # noqa: B027 - an optional hook; most sources hold nothing
         """Free the device, file or reader. Called once, with the read lock held."""

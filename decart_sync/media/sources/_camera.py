@@ -14,7 +14,7 @@ import av.container
 
 from decart_sync.errors import InvalidInputError
 from decart_sync.media.sources._base import VideoSource, check_positive_int
-from decart_sync.media.sources._feed import EndOfStream, SourceFailed
+from decart_sync.media.sources._feed import EndOfStream, Pacing, SourceFailed
 from decart_sync.media.sources._file import open_input
 from decart_sync.media.sources._pull import PullSource
 
@@ -34,10 +34,9 @@ CAMERA_FRESH = 0.004
 class CameraSource(PullSource):
     """A live device opened through PyAV; each frame sent is the newest the device has."""
 
-    _reads_when_due = True
-
     def __init__(self, url: str, *, format: str | None, options: dict[str, str]) -> None:
-        super().__init__(f"camera {url!r}")
+        # Read when its frame is due, so what goes out is the newest the device has.
+        super().__init__(f"camera {url!r}", pacing=Pacing.WHEN_DUE)
         # Non-blocking reads let a read drain what the device queued and keep only the newest,
         # so a device faster than the model never builds up latency. v4l2 needs the flag when
         # the device is opened; an input that refuses it is opened again without it.

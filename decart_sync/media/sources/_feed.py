@@ -1,14 +1,15 @@
 """The contract between a video source and the aiortc track it feeds.
 
-A source lives in the blocking world; its :class:`~decart_sync.media.sources._track.SourceTrack`
-lives on the loop thread and asks it for frames through :class:`FrameFeed`. This module holds
-that contract and the three ways a read can come back without a frame: the source has ended
-(:class:`EndOfStream`), one frame was unusable (:class:`BadFrame`), the source broke
-(:class:`SourceFailed`).
+A source lives in the blocking world; its track (``SourceTrack``) lives on the loop thread, asks
+it for frames through :class:`FrameFeed` and paces them as the source's :class:`Pacing` says.
+This module holds that contract and the three ways a read can come back without a frame: the
+source has ended (:class:`EndOfStream`), one frame was unusable (:class:`BadFrame`), the source
+broke (:class:`SourceFailed`).
 """
 
 from __future__ import annotations
 
+import enum
 from concurrent.futures import Executor
 from typing import Protocol
 
@@ -17,7 +18,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from decart_sync.errors import DecartSDKError
 
-__all__ = ["BadFrame", "EndOfStream", "FrameFeed", "SourceFailed"]
+__all__ = ["BadFrame", "EndOfStream", "FrameFeed", "Pacing", "SourceFailed"]
 
 
 class EndOfStream(Exception):
@@ -44,39 +45,57 @@ class SourceFailed(Exception):
         self.error = error
 
 
+class Pacing(enum.Enum):
+    """How a track paces its source: when a frame is read, and when it goes out.
+
+    Every mode keeps the model's frame rate as a cap (see ``Pacer``); they differ in what waits
+    for what.
+    """
+
+    READ_AHEAD = "read_ahead"
+    """Read the next frame ahead, then send it once the rate allows: files, generators,
+    ``read()`` captures (a blocking read of a live input has done its waiting already)."""
+
+    WHEN_DUE = "when_due"
+    """Read once the rate allows a frame, and send what the read returns at once: the newest
+    frame a live device has (the read waits for the device if nothing is queued), or a picture
+    drawn for now (the test pattern), so it reaches the model no older than a live input's."""
+
+    ON_ARRIVAL = "on_arrival"
+    """Filled by others at their own rate: the source says when a frame arrives
+    (:meth:`FrameFeed.wait_for_news`) and the track sends it at once, as the rate allows,
+    repeating the last frame when nothing new comes."""
+
+
 class FrameFeed(Protocol):
-    """What a track needs from its source (VideoSource implements it)."""
+    """What a track needs from its source; :class:`VideoSource` implements it.
 
-    # True: read once the rate allows a frame, and send what the read returns at once: the
-    # newest frame a live device has (the read waits for the device if nothing is queued), or
-    # a picture drawn for now (the test pattern).
-    # False: read the next frame ahead, then send it once the rate allows (files, generators,
-    # captures: a blocking read of a live input has done its waiting already).
+    The track calls these on its loop thread, one call at a time.
+    """
+
     @property
-    def _reads_when_due(self) -> bool: ...
+    def pacing(self) -> Pacing:
+        """How the track paces this source; fixed for the source's life."""
+        ...
 
-    # True: the source is filled by others and tells the track when a frame arrives
-    # (:meth:`_wait_for_news`); the track sends it at once, as the rate allows.
-    @property
-    def _sends_on_arrival(self) -> bool: ...
-
-    async def _wait_for_news(self, timeout: float | None) -> bool:
-        """For a source that sends on arrival: wait until the next ``_next_frame()`` has
+    async def wait_for_news(self, timeout: float | None) -> bool:
+        """For a source paced ``ON_ARRIVAL``: wait until the next :meth:`next_frame` has
         something new to say (a frame not sent yet, an end, a failure) and return True, or
         return False after ``timeout`` seconds (None: no limit) or when woken for nothing."""
         ...
 
-    async def _next_frame(
+    async def next_frame(
         self, width: int, height: int, fps: int, executor: Executor | None
     ) -> av.VideoFrame | None:
-        """The next frame at ``width`` x ``height`` in yuv420p, or None if there is nothing to
-        send yet. Raises EndOfStream, BadFrame or SourceFailed."""
+        """The next frame at ``width`` x ``height`` in yuv420p, a new object the track may
+        stamp, or None if there is nothing to send yet. Raises EndOfStream, BadFrame or
+        SourceFailed."""
         ...
 
-    def _frame_sent(self) -> None:
+    def frame_sent(self) -> None:
         """Count one frame handed to the peer connection."""
         ...
 
-    def _track_ended(self, track: MediaStreamTrack) -> None:
+    def track_ended(self, track: MediaStreamTrack) -> None:
         """The track stopped; the source forgets it."""
         ...

@@ -18,6 +18,7 @@ from decart_sync.media.sources._convert import (
     needs_conversion,
     to_track_frame,
 )
+from decart_sync.media.sources._feed import Pacing
 
 __all__ = ["LatestSource"]
 
@@ -26,11 +27,9 @@ class LatestSource(VideoSource):
     """A source filled by someone else. The track sends each new frame as it arrives (at most
     at the model's rate), and repeats the last one when nothing new comes."""
 
-    _sends_on_arrival = True
-
     def __init__(self, name: str, pixel_format: PixelFormat = "bgr24") -> None:
         check_pixel_format(pixel_format)
-        super().__init__(name)
+        super().__init__(name, Pacing.ON_ARRIVAL)
         self._pixel_format: str = pixel_format
         # The last frame sent and what it became, so a repeat costs no conversion:
         # (input frame, width, height, track frame). Touched only on the loop thread.
@@ -51,8 +50,8 @@ class LatestSource(VideoSource):
     def _track_opened(self) -> None:
         self._news = asyncio.Event()
 
-    def _track_ended(self, track: MediaStreamTrack) -> None:
-        super()._track_ended(track)
+    def track_ended(self, track: MediaStreamTrack) -> None:
+        super().track_ended(track)
         if self._news is not None:
             self._news.set()  # a track waiting for news must see that it has stopped
 
@@ -62,7 +61,7 @@ class LatestSource(VideoSource):
         if news is not None:  # else no track yet: the first one looks for itself
             self._on_track_loop(news.set)
 
-    async def _wait_for_news(self, timeout: float | None) -> bool:
+    async def wait_for_news(self, timeout: float | None) -> bool:
         news = self._news
         if news is None or self._has_news():
             return True
@@ -75,7 +74,7 @@ class LatestSource(VideoSource):
             return False
         return self._has_news()
 
-    async def _next_frame(
+    async def next_frame(
         self, width: int, height: int, fps: int, executor: concurrent.futures.Executor | None
     ) -> av.VideoFrame | None:
         raw = self._newest()

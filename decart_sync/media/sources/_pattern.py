@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from decart_sync.media.sources._base import VideoSource, check_positive_int
+from decart_sync.media.sources._feed import Pacing
 from decart_sync.media.sources._pull import PullSource
 from decart_sync.media.test_pattern import render_test_pattern
 
@@ -14,12 +15,10 @@ __all__ = ["TestPatternSource", "test_pattern"]
 class TestPatternSource(PullSource):
     """The synthetic pattern, running in real time at its own frame rate."""
 
-    # Drawn when its frame is due, like a camera's newest frame: a picture drawn ahead would
-    # wait for the rate and reach the model older than a live input's.
-    _reads_when_due = True
-
     def __init__(self, width: int, height: int, fps: int, seed: int) -> None:
-        super().__init__(f"test pattern {width}x{height}@{fps}")
+        # Drawn when its frame is due, like a camera's newest frame: a picture drawn ahead would
+        # wait for the rate and reach the model older than a live input's.
+        super().__init__(f"test pattern {width}x{height}@{fps}", pacing=Pacing.WHEN_DUE)
         render_test_pattern(0, width, height, seed)  # validates the arguments, warms the cache
         self._size = (width, height)
         self._fps = fps

@@ -15,17 +15,24 @@ import av
 from decart_sync.errors import InvalidInputError
 from decart_sync.media.sources._base import VideoSource
 from decart_sync.media.sources._convert import PixelFormat, check_pixel_format, to_track_frame
-from decart_sync.media.sources._feed import EndOfStream, SourceFailed
+from decart_sync.media.sources._feed import EndOfStream, Pacing, SourceFailed
 
 __all__ = ["CaptureSource", "IterableSource", "PullSource"]
 
 
 class PullSource(VideoSource):
-    """A source read with a blocking call per frame, in the executor."""
+    """A source read with a blocking call per frame, in the executor, paced ``READ_AHEAD``
+    (the next frame waits for the rate) or ``WHEN_DUE`` (read when the rate allows one)."""
 
-    def __init__(self, name: str, pixel_format: PixelFormat = "bgr24") -> None:
+    def __init__(
+        self, name: str, pixel_format: PixelFormat = "bgr24", pacing: Pacing = Pacing.READ_AHEAD
+    ) -> None:
         check_pixel_format(pixel_format)
-        super().__init__(name)
+        if pacing is Pacing.ON_ARRIVAL or not isinstance(pacing, Pacing):
+            raise InvalidInputError(
+                f"a source that is read per frame is paced READ_AHEAD or WHEN_DUE, got {pacing!r}"
+            )
+        super().__init__(name, pacing)
         self._pixel_format: str = pixel_format
 
     @abc.abstractmethod
@@ -33,7 +40,7 @@ class PullSource(VideoSource):
         """The next frame (numpy array or av.VideoFrame). Blocking; runs in the executor with
         the read lock held. Raises EndOfStream at a normal end."""
 
-    async def _next_frame(
+    async def next_frame(
         self, width: int, height: int, fps: int, executor: concurrent.futures.Executor | None
     ) -> av.VideoFrame | None:
         loop = asyncio.get_running_loop()
@@ -67,11 +74,19 @@ class IterableSource(PullSource):
     """Frames from an iterable or generator of HxWx3 uint8 numpy arrays (or av.VideoFrames).
 
     The track ends when the iterable runs out. ``close()`` closes a generator, so its
-    ``finally`` blocks run.
+    ``finally`` blocks run. By default the next frame is taken ahead and waits for the model's
+    rate; with ``pacing=Pacing.WHEN_DUE`` it is taken only when its frame is due (for frames
+    that should be as fresh as possible when sent, such as a stamped clock).
     """
 
-    def __init__(self, frames: Iterable[Any], *, pixel_format: PixelFormat = "bgr24") -> None:
-        super().__init__(f"iterable {type(frames).__name__}", pixel_format)
+    def __init__(
+        self,
+        frames: Iterable[Any],
+        *,
+        pixel_format: PixelFormat = "bgr24",
+        pacing: Pacing = Pacing.READ_AHEAD,
+    ) -> None:
+        super().__init__(f"iterable {type(frames).__name__}", pixel_format, pacing)
         self._frames: Iterator[Any] = iter(frames)
 
     def _read(self, fps: int) -> object:

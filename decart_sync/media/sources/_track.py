@@ -4,13 +4,14 @@ A :class:`SourceTrack` lives on the SDK's loop thread. Each ``recv()`` gets one 
 source (a blocking read runs in the executor it was given, never on the loop), converts it to the
 model's size in yuv420p (also in the executor), and stamps it with a presentation time on the
 90 kHz clock. A frame goes out as soon as it is there, as long as the model's frame rate is kept
-(:class:`Pacer`): a file or a generator is read ahead and waits for the rate, the test pattern
-is drawn when its frame is due, and a frame from a live input (a camera, a ``PushSource``, a
-blocking capture) goes out when it arrives instead of waiting for the next slot of a fixed grid,
-which would add half a frame interval on average.
+(:class:`Pacer`), in one of three ways chosen by the source's :class:`Pacing`: a file or a
+generator is read ahead and waits for the rate (``READ_AHEAD``), a camera or the test pattern is
+read when its frame is due (``WHEN_DUE``), and a frame that others push (a ``PushSource``, a
+user's track) goes out when it arrives (``ON_ARRIVAL``). A frame from a live input never waits
+for the next slot of a fixed grid, which would add half a frame interval on average.
 
 Sources plug in through the small :class:`FrameFeed` protocol; this module knows nothing about
-files, cameras or numpy producers, only about pacing, conversion and ending cleanly.
+files, cameras or numpy producers, only about pacing, stamping and ending cleanly.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from aiortc.mediastreams import (
 
 from decart_sync._redact import get_logger
 from decart_sync.errors import DecartSDKError, InvalidInputError
-from decart_sync.media.sources._feed import BadFrame, EndOfStream, FrameFeed, SourceFailed
+from decart_sync.media.sources._feed import (
+    BadFrame,
+    EndOfStream,
+    FrameFeed,
+    Pacing,
+    SourceFailed,
+)
 
 __all__ = ["Pacer", "SourceTrack"]
 
@@ -115,6 +122,12 @@ class SourceTrack(MediaStreamTrack):
         self._name = name
         self._pacer = Pacer(fps)
         self._reported: set[str] = set()
+        receivers = {
+            Pacing.READ_AHEAD: self._recv_read_ahead,
+            Pacing.WHEN_DUE: self._recv_when_due,
+            Pacing.ON_ARRIVAL: self._recv_on_arrival,
+        }
+        self._receive = receivers[feed.pacing]
 
     def __repr__(self) -> str:
         return (
@@ -122,12 +135,11 @@ class SourceTrack(MediaStreamTrack):
         )
 
     async def recv(self) -> av.VideoFrame:
-        if self._feed._sends_on_arrival:
-            return await self._recv_on_arrival()
-        if self._feed._reads_when_due:
-            return await self._recv_when_due()
-        # Files, generators, captures: read the next frame, then send it as soon as the rate
-        # allows (a read that blocked on a live input has already waited).
+        return await self._receive()
+
+    async def _recv_read_ahead(self) -> av.VideoFrame:
+        """Read the next frame, then send it as soon as the rate allows (a read that blocked on
+        a live input has already waited)."""
         loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":
@@ -152,6 +164,8 @@ class SourceTrack(MediaStreamTrack):
             return self._stamped(frame, self._pacer.stamp(loop.time()))
 
     async def _recv_on_arrival(self) -> av.VideoFrame:
+        """Wait for the source's news (a new frame, an end) or the time to repeat the last
+        frame, and send at once, as the rate allows."""
         loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live":
@@ -159,7 +173,7 @@ class SourceTrack(MediaStreamTrack):
             await self._wait_for_rate(loop)
             repeat_at = self._pacer.repeat_at()
             timeout = None if repeat_at is None else max(0.0, repeat_at - loop.time())
-            news = await self._feed._wait_for_news(timeout)
+            news = await self._feed.wait_for_news(timeout)
             if not news and repeat_at is not None and loop.time() < repeat_at:
                 continue  # woken for nothing (a stop, a replaced track): look again
             # Paced and stamped by when the frame is taken, not when its conversion is done,
@@ -180,19 +194,17 @@ class SourceTrack(MediaStreamTrack):
             raise MediaStreamError
         frame.pts = pts
         frame.time_base = VIDEO_TIME_BASE
-        self._feed._frame_sent()
+        self._feed.frame_sent()
         return frame
 
     def stop(self) -> None:
         super().stop()
-        self._feed._track_ended(self)
+        self._feed.track_ended(self)
 
     async def _fetch(self) -> av.VideoFrame | None:
         """One frame from the feed; None when there is none to send this time."""
         try:
-            return await self._feed._next_frame(
-                self._width, self._height, self._fps, self._executor
-            )
+            return await self._feed.next_frame(self._width, self._height, self._fps, self._executor)
         except EndOfStream:
             self._end()
         except SourceFailed as failure:
