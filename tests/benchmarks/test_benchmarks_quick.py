@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from decart_sync.testing import require_netns
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 # Generous: the scripts take seconds alone, but share two cores with each other here.
 SCRIPT_TIMEOUT = 80.0
@@ -137,3 +139,36 @@ def test_a_side_without_samples_is_reported_not_a_crash(tmp_path: Path) -> None:
     latency_goals = [g for g in figures["goals"] if g["goal"].startswith("added latency")]
     assert latency_goals and all(g["measured"] == "no samples" for g in latency_goals)
     assert not any(g["met"] for g in latency_goals)
+
+
+def test_livekit_rows_run_in_a_private_namespace(tmp_path: Path) -> None:
+    """``--livekit`` (e2e.py here; overhead.py and scale.py share its re-run): the script moves
+    into a private network namespace and measures the SDK and the raw livekit client over the
+    LiveKit transport, with issue 12's goals. Alone, after the others: libwebrtc is busy."""
+    require_netns()
+    json_path = tmp_path / "e2e.json"
+    process = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "e2e.py"),
+            "--quick",
+            "--livekit",
+            "--json",
+            str(json_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert process.returncode == 0, f"{process.stdout[-2000:]}\n{process.stderr[-3000:]}"
+    figures = json.loads(json_path.read_text(encoding="utf-8"))
+    clients = {row["client"] for row in figures["rows"]}
+    assert {"sdk livekit", "raw livekit"} <= clients, clients
+    assert all(row["new_fps"] > 0 for row in figures["rows"] if "livekit" in row["client"])
+    assert [g["goal"].split(" ", 1)[1] for g in figures["goals"]] == [
+        "livekit fps delivered",
+        "livekit p50 vs raw livekit",
+        "livekit CPU per frame vs raw livekit",
+    ]
+    assert process.stdout.rstrip().splitlines()[-1] == figures["summary"]
