@@ -27,6 +27,7 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from decart_sync._redact import get_logger
+from decart_sync._tasks import TaskSet, read_track
 from decart_sync.emulator.effects import Effect, effect_for
 from decart_sync.models import ModelDefinition
 
@@ -43,15 +44,6 @@ def _copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
     # A frame that was already handed out may still be being encoded on another thread, so a
     # repeat gets its own object (its pts differs). ~0.2 ms at 1088x624.
     return av.VideoFrame.from_ndarray(frame.to_ndarray(), format=frame.format.name)
-
-
-async def discard_track(track: MediaStreamTrack) -> None:
-    """Read and drop every frame of ``track`` until it ends."""
-    while True:
-        try:
-            await track.recv()
-        except MediaStreamError:
-            return
 
 
 class RenderedVideoTrack(MediaStreamTrack):
@@ -107,7 +99,7 @@ class FramePipeline:
         self._tick = 0
         self._last_source: av.VideoFrame | None = None
         self._frozen_until = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("decart-emulator")
         self._closed = False
         self._spawn(self._render_loop(), "render")
 
@@ -116,10 +108,7 @@ class FramePipeline:
         return self._effect
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"decart-emulator-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro, what)
 
     # ------------------------------------------------------------------ input
 
@@ -130,27 +119,22 @@ class FramePipeline:
     def attach_input(self, track: MediaStreamTrack) -> None:
         """Start draining a track the client sends. Video feeds the model; audio is discarded."""
         if track.kind == "video":
-            self._spawn(self._drain_video(track), "drain-video")
+            self._spawn(read_track(track, self._take_input), "drain-video")
         else:
-            self._spawn(discard_track(track), "drain-audio")
+            self._spawn(read_track(track), "drain-audio")
 
-    async def _drain_video(self, track: MediaStreamTrack) -> None:
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if not isinstance(frame, av.VideoFrame):
-                continue
-            self.frames_in += 1
-            if not self.input_open:
-                self.frames_dropped += 1
-                continue
-            if self._pending is not None:
-                self.frames_dropped += 1
-            self._pending = frame
-            self._latest_input = frame
-            self._input_ready.set()
+    def _take_input(self, frame: Any) -> None:
+        if not isinstance(frame, av.VideoFrame):
+            return
+        self.frames_in += 1
+        if not self.input_open:
+            self.frames_dropped += 1
+            return
+        if self._pending is not None:
+            self.frames_dropped += 1
+        self._pending = frame
+        self._latest_input = frame
+        self._input_ready.set()
 
     # ------------------------------------------------------------------ rendering
 
@@ -273,7 +257,4 @@ class FramePipeline:
             if not waiter.done():
                 waiter.cancel()
         self._rerender_waiters.clear()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()

@@ -53,6 +53,7 @@ from decart_sync._protocol import (
     SetImageMessage,
 )
 from decart_sync._redact import get_logger
+from decart_sync._tasks import read_track
 from decart_sync.emulator.auth import Grant
 from decart_sync.emulator.effects import (
     MAX_IMAGE_BYTES,
@@ -63,7 +64,7 @@ from decart_sync.emulator.effects import (
 )
 from decart_sync.emulator.faults import FaultPlan
 from decart_sync.emulator.livekit import PipelineMedia, RoomHost
-from decart_sync.emulator.pipeline import FramePipeline, discard_track
+from decart_sync.emulator.pipeline import FramePipeline
 from decart_sync.emulator.signaling import SignalingChannel, SignalingSession
 from decart_sync.models import ModelDefinition
 
@@ -475,7 +476,7 @@ class ViewerSession(SignalingSession):
         for transceiver in pc.getTransceivers():
             if transceiver.receiver.track is not None:
                 # A viewer should send nothing, but whatever it sends is read and dropped.
-                self.spawn(discard_track(transceiver.receiver.track), "drain")
+                self.spawn(read_track(transceiver.receiver.track), "drain")
             if transceiver.kind == "video" and video is None:
                 video = transceiver
         if video is None:

@@ -38,6 +38,7 @@ from decart_sync._protocol import (
     parse_client_message,
 )
 from decart_sync._redact import get_logger
+from decart_sync._tasks import TaskSet
 from decart_sync.emulator.peer import PeerLink
 
 _log = get_logger(__name__)
@@ -123,7 +124,7 @@ class SignalingSession:
         self._early_candidates: list[RTCIceCandidate | None] = []
         #: Valid candidates the client trickled (end-of-candidates markers not counted).
         self.candidates_received = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet("decart-emulator")
         self._end_task: asyncio.Task[None] | None = None
         self._cleaned_up = False
 
@@ -167,11 +168,7 @@ class SignalingSession:
 
     def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
         """Run ``coro`` as part of this session: it is cancelled when the session ends."""
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"decart-emulator-{self.role}-{what}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro, f"{self.role}-{what}")
 
     async def run(self) -> None:
         """Serve the client until the WebSocket closes, then clean up."""
@@ -307,10 +304,7 @@ class SignalingSession:
         if self._cleaned_up:
             return
         self._cleaned_up = True
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         if self.link is not None:
             await self.link.close()
         await self.on_cleanup()

@@ -17,7 +17,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -27,6 +27,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from decart_sync import _protocol
 from decart_sync._protocol import _Omitted
 from decart_sync._redact import get_logger
+from decart_sync._tasks import TaskSet
 from decart_sync.errors import (
     DecartSDKError,
     DecartTimeoutError,
@@ -192,7 +193,7 @@ class Connection:
         self.host = urlsplit(plan.url or "").hostname or ""
         self._listener = listener
         self._signaling: SignalingChannel | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("decart-connection")
         # The connect phase's outcome; an `error` message or a drop fails it.
         self._opening: asyncio.Future[None] | None = None
         # Acks: prompt acks are matched by prompt text; one set_image is outstanding at a time.
@@ -292,10 +293,8 @@ class Connection:
             raise SessionClosedError("the connection is closed")
         await self._signaling.send(message)
 
-    def spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def spawn(self, coro: Coroutine[Any, Any, Any], what: str) -> None:
+        self._tasks.spawn(coro, what)
 
     def open_source_track(self) -> MediaStreamTrack:
         """A producer's input as a new track, at the model's size and rate."""
@@ -469,8 +468,4 @@ class Connection:
         signaling, self._signaling = self._signaling, None
         if signaling is not None:
             await signaling.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait(self._tasks, timeout=2)
+        await self._tasks.cancel_all(timeout=2)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from decart_sync import _protocol
 from decart_sync._redact import get_logger
+from decart_sync._tasks import TaskSet
 from decart_sync.errors import (
     DecartSDKError,
     DecartTimeoutError,
@@ -80,7 +81,7 @@ class SessionController:
         self._closed = False
         self._remote_stream_announced = False
         self._reported: DecartSDKError | None = None  # the last error emitted as it came
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("decart-session")
 
     # ------------------------------------------------------------------ state
 
@@ -216,17 +217,14 @@ class SessionController:
         self._connection = None
         assert self._ready is not None
         self._ready.clear()
-        self._spawn(connection.close())
+        self._spawn(connection.close(), "close")
         if self._policy.attempts > 0 and not is_permanent(error):
-            self._reconnect_task = self._spawn(self._reconnect(error))
+            self._reconnect_task = self._spawn(self._reconnect(error), "reconnect")
         else:
-            self._spawn(self._fail(error))
+            self._spawn(self._fail(error), "fail")
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        return self._tasks.spawn(coro, what)
 
     # ------------------------------------------------------------------ reconnect
 

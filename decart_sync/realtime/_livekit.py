@@ -218,7 +218,7 @@ class LiveKitMedia:
         )
         await room.local_participant.publish_track(track, options)
         self._local_track = connection.open_source_track()
-        connection.spawn(self._pump(self._local_track, self._source))
+        connection.spawn(self._pump(self._local_track, self._source), "publish")
 
     # ------------------------------------------------------------------ messages
 
@@ -256,7 +256,7 @@ class LiveKitMedia:
             track, loop=asyncio.get_running_loop(), format=rtc.VideoBufferType.I420
         )
         self._streams.append(stream)
-        self._connection.spawn(self._drain(stream))
+        self._connection.spawn(self._drain(stream), "read-room-video")
 
     async def _drain(self, stream: rtc.VideoStream) -> None:
         async for event in stream:

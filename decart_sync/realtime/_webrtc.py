@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
 from decart_sync import _ice, _protocol
 from decart_sync._receivers import tune_receivers
 from decart_sync._redact import get_logger
+from decart_sync._tasks import read_track
 from decart_sync.errors import SignalingError, WebRTCError
 from decart_sync.realtime._transports import CODECS
 
@@ -69,7 +70,7 @@ class WebRTCMedia:
                 self._answer.set_result(message.sdp)
         elif isinstance(message, _protocol.IceCandidateMessage):
             if self._remote_description_set:
-                self._connection.spawn(self._add_candidate(message.candidate))
+                self._connection.spawn(self._add_candidate(message.candidate), "candidate")
             else:
                 self._remote_candidates.append(message.candidate)
         else:
@@ -94,7 +95,11 @@ class WebRTCMedia:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            connection.spawn(self._drain(track))
+            # Always read the remote track: aiortc queues decoded frames without bound otherwise.
+            video = track.kind == "video"
+            connection.spawn(
+                read_track(track, connection.deliver_frame if video else None), f"read-{track.kind}"
+            )
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -137,17 +142,6 @@ class WebRTCMedia:
             return
         if rtc is not None:  # None: an end-of-candidates marker, which aiortc has no use for
             await self._pc.addIceCandidate(rtc)
-
-    async def _drain(self, track: MediaStreamTrack) -> None:
-        # Always read the remote track: aiortc queues decoded frames without bound otherwise.
-        video = track.kind == "video"
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if video:
-                self._connection.deliver_frame(frame)
 
     async def round_trip_time(self) -> float | None:
         """Seconds, from the peer connection's RTCP reports; None until one arrives."""

@@ -24,8 +24,8 @@ from aiortc.mediastreams import MediaStreamTrack
 from livekit.protocol import models, rtc
 
 from decart_sync._redact import get_logger
+from decart_sync._tasks import read_track
 from decart_sync.emulator.livekit.media import RoomMedia
-from decart_sync.emulator.pipeline import discard_track
 
 if TYPE_CHECKING:
     from decart_sync.emulator.livekit.participant import Participant
@@ -156,7 +156,7 @@ class Room:
             _log.info("room %s: %s's video feeds the model", self.name, participant.identity)
             return
         # Someone must read every remote track, or aiortc queues its frames without bound.
-        task = asyncio.ensure_future(discard_track(track))
+        task = asyncio.ensure_future(read_track(track))
         self._drains.add(task)
         task.add_done_callback(self._drains.discard)
 
