@@ -296,7 +296,9 @@ def _watch(
                 elapsed = now - watcher.first_at
             if plan.seconds is not None and elapsed >= plan.seconds:
                 break
-            if plan.source.ended:
+            # The grace runs from the first transformed frame at the earliest: a short input (a
+            # still image is one frame) may end before the session has answered at all.
+            if plan.source.ended and watcher.first_at is not None:
                 input_ended_at = input_ended_at or now
                 if now - input_ended_at >= _INPUT_END_GRACE:
                     stopped_by = "input"
@@ -407,9 +409,15 @@ def print_summary(result: LiveResult, out: TextIO) -> None:
             )
         else:
             lines.append(f"  prompt    {first}")
+    repeats = ""
+    if result.frames_received > result.frames_sent:
+        repeats = (
+            f" (the service sends at the model's {plan.model.fps} fps, repeating its last frame "
+            "until new input arrives)"
+        )
     lines.append(
         f"  frames    {result.frames_sent} sent, {result.frames_received} received, "
-        f"{recording.frames} recorded"
+        f"{recording.frames} recorded{repeats}"
     )
     lines.append(f"  rate      {result.output_fps:.1f} fps out (model: {plan.model.fps} fps)")
     if result.latencies:

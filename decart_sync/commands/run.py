@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import sys
 from urllib.parse import urlsplit
+
+import av
 
 from decart_sync._protocol import DEFAULT_BASE_URL
 from decart_sync.client import DecartClient
@@ -97,6 +100,22 @@ def open_input(spec: str) -> tuple[VideoSource, StampedPattern | None]:
     return video_file(spec), None
 
 
+def still_image_note(spec: str) -> str | None:
+    """What happens to ``--input`` if it is a single picture (a PNG, a JPEG) rather than a
+    video, which a user could not guess: None for anything else."""
+    if spec == SYNTHETIC or spec.startswith(CAMERA_PREFIX):
+        return None
+    # The file opened as a source already; whatever fails here is not this note's business.
+    with contextlib.suppress(av.FFmpegError, OSError, IndexError), av.open(spec) as container:
+        pictures = sum(1 for _ in itertools.islice(container.decode(video=0), 2))
+        if pictures == 1:
+            return (
+                f"decart-sync run: {spec} is a single picture, not a video: it is sent as one "
+                "frame, and the run ends once the transformed frames for it are back"
+            )
+    return None
+
+
 def _realtime_base(args: argparse.Namespace) -> str | None:
     """The realtime base URL to use, or None for the client's default.
 
@@ -139,6 +158,9 @@ def _run(args: argparse.Namespace) -> int:
             f"{until}, recorded to {output}",
             flush=True,
         )
+        note = still_image_note(args.input)
+        if note is not None:
+            print(note, flush=True)
         plan = LivePlan(
             model=model,
             source=source,

@@ -9,9 +9,11 @@ import re
 import pytest
 from _cli_helpers import SECRET_KEY, assert_one_line_error, run_cli, video_frames
 
+from decart_sync.commands.run import still_image_note
 from decart_sync.emulator import Emulator
 from decart_sync.media import render_test_pattern
 from decart_sync.media.recorder import Recorder
+from decart_sync.media.snapshot import save_frame
 
 
 def test_synthetic_input_through_a_service(emulator: Emulator, tmp_path: pathlib.Path) -> None:
@@ -55,6 +57,38 @@ def test_a_video_file_plays_to_its_end(emulator: Emulator, tmp_path: pathlib.Pat
     assert "latency   not measured" in result.stdout
     frames = video_frames(output, keep=lambda t: False)
     assert len(frames) >= 20 and frames[-1][0] < 3.0
+
+
+def test_a_still_image_is_sent_as_one_frame_and_the_run_says_so(
+    emulator: Emulator, tmp_path: pathlib.Path
+) -> None:
+    picture = tmp_path / "still.png"
+    save_frame(render_test_pattern(0, 320, 176), picture)
+    output = tmp_path / "out.mp4"
+    result = run_cli(
+        ["run", "--input", str(picture), "--prompt", "sketch", "--output", str(output)],
+        env={"DECART_API_KEY": SECRET_KEY, "DECART_BASE_URL": emulator.url},
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"{picture} is a single picture, not a video: it is sent as one frame" in out
+    assert "(the input ended)" in out
+    sent, received, recorded = map(
+        int, re.search(r"frames +(\d+) sent, (\d+) received, (\d+) recorded", out).groups()
+    )
+    assert recorded > 0
+    # More frames back than sent: the summary says why, in the same line.
+    repeats = "(the service sends at the model's 30 fps, repeating its last frame"
+    assert (repeats in out) == (received > sent)
+
+
+def test_a_video_is_streamed_without_the_still_image_note(tmp_path: pathlib.Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    with Recorder(clip) as recorder:
+        for n in range(2):
+            recorder.write(render_test_pattern(n, 320, 176), at=n / 30)
+    assert still_image_note(str(clip)) is None
+    assert still_image_note("synthetic") is None
 
 
 @pytest.mark.parametrize(
