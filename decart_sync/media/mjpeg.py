@@ -29,19 +29,19 @@ How it behaves:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from decart_sync._loop import hand_to_loop
 from decart_sync._redact import get_logger
 from decart_sync._timeouts import wait_timeout
 from decart_sync.errors import DecartTimeoutError, InvalidInputError, SessionClosedError
 from decart_sync.media.recorder import FrameSource
 from decart_sync.media.snapshot import DEFAULT_QUALITY, JpegEncoder, encode_jpeg
-from decart_sync.realtime._frames import FrameConsumer
+from decart_sync.realtime import FrameConsumer
 
 __all__ = ["MjpegBroadcaster"]
 
@@ -192,9 +192,9 @@ class MjpegBroadcaster:
         ready = asyncio.Event()
 
         def wake() -> None:
-            # Called from other threads, with the broadcaster's lock held.
-            with contextlib.suppress(RuntimeError):  # the viewer's loop has closed
-                loop.call_soon_threadsafe(ready.set)
+            # Called from other threads, with the broadcaster's lock held. A viewer whose loop
+            # has closed is gone, so there is nobody to wake.
+            hand_to_loop(loop, ready.set)
 
         viewer = self._attach(wake)
         try:

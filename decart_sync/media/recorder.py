@@ -37,7 +37,7 @@ from decart_sync._redact import get_logger
 from decart_sync._timeouts import wait_timeout
 from decart_sync.errors import DecartTimeoutError, InvalidInputError, SessionClosedError
 from decart_sync.media.snapshot import as_video_frame
-from decart_sync.realtime._frames import FrameConsumer
+from decart_sync.realtime import FrameConsumer
 
 __all__ = ["FrameSource", "Recorder", "RecordingResult", "SessionRecorder", "record"]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import concurrent.futures
-import contextlib
 import threading
 from collections.abc import Callable
 
 import av
 from aiortc.mediastreams import MediaStreamTrack
 
+from decart_sync._loop import hand_to_loop
 from decart_sync._redact import get_logger
 from decart_sync.errors import DecartSDKError, InvalidInputError, LoopThreadError
 from decart_sync.media.sources._feed import Pacing
@@ -26,12 +26,12 @@ logger = get_logger(__name__)
 CLOSE_WAIT = 0.5
 
 
-def _on_loop_thread() -> bool:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in this thread, if any."""
     try:
-        asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        return None
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -147,12 +147,14 @@ class VideoSource(abc.ABC):
             track, self._track = self._track, None
         if track is not None:
             self._on_track_loop(track.stop)
-        on_loop = _on_loop_thread()
-        if on_loop:
+        running = _running_loop()
+        on_loop = running is not None
+        if running is not None:
             # Releasing may wait for a read or run user code (a generator's cleanup, a
-            # capture's release()): never on the loop thread.
+            # capture's release()): never on a loop thread. This thread is the loop's, so it
+            # hands the work to an executor itself; no thread is crossed by hand.
             try:
-                asyncio.get_running_loop().run_in_executor(self._executor, self._release_when_idle)
+                running.run_in_executor(self._executor, self._release_when_idle)
                 return
             except RuntimeError:
                 pass  # the executor has shut down: release here only if no read holds the lock
@@ -165,21 +167,16 @@ class VideoSource(abc.ABC):
 
     def _on_track_loop(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the current track's loop thread: now if we are on it, soon
-        otherwise; not at all if there is no loop or it has closed."""
+        otherwise (through the loop bridge); not at all if there is no track loop or it has
+        closed, when nothing is left there to stop or wake."""
         with self._state_lock:
             loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None:
             return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
+        if _running_loop() is loop:
             callback()
-            return
-        # RuntimeError: the loop closed in between, and nothing is left to stop.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(callback)
+        else:
+            hand_to_loop(loop, callback)
 
     def _release_when_idle(self) -> None:
         with self._read_lock:
