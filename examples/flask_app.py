@@ -141,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    # aiortc's ICE library narrates every connectivity check at INFO (eight lines a session);
+    # its warnings still show.
+    logging.getLogger("aioice").setLevel(logging.WARNING)
 
     app = create_app(prompt=args.prompt)
     # Werkzeug's threaded server (what `flask run` uses), started by hand so that --seconds

@@ -6,8 +6,9 @@ Run it (no key needed: without ``DECART_API_KEY`` it starts a local emulator in 
 
 Each frame is a numpy ``HxWx3`` uint8 array in BGR order, exactly what OpenCV expects. With
 OpenCV installed (``pip install opencv-python``) and a display, the frames are shown in a window
-(press ``q`` to quit). Without a display, or without OpenCV, one frame a second is written to
-``--out`` as a JPEG instead. OpenCV is optional: neither this example nor the SDK needs it.
+(press ``q`` to quit). Without a display, or without OpenCV, one frame a second is written as a
+JPEG instead, to ``--out`` or, by default, a new temporary folder the example names when it ends.
+OpenCV is optional: neither this example nor the SDK needs it.
 
 ``--input`` picks what is transformed: ``pattern`` (a synthetic test pattern, the default),
 ``camera:0`` (a webcam), or the path of a video file.
@@ -20,6 +21,7 @@ import importlib
 import os
 import pathlib
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from types import ModuleType
@@ -59,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to run")
     parser.add_argument("--prompt", default="cartoon")
     parser.add_argument("--input", default="pattern", help="pattern, camera:N or a video file")
-    parser.add_argument("--out", default="opencv_frames", help="folder for frames (no display)")
+    parser.add_argument(
+        "--out", help="folder for frames when there is no display (default: a new temporary one)"
+    )
     parser.add_argument(
         "--no-window", action="store_true", help="write frames even if a display exists"
     )
@@ -67,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cv2 = load_opencv()
     show = cv2 is not None and has_display() and not args.no_window
-    out = pathlib.Path(args.out)
+    out = pathlib.Path(args.out) if args.out else None
     if not show:
+        # Never the current folder by default: run from a checkout, the frames would land in it.
+        out = out or pathlib.Path(tempfile.mkdtemp(prefix="decart-opencv-"))
         out.mkdir(parents=True, exist_ok=True)
 
     frames_seen = written = 0
@@ -93,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     # waitKey lets the window repaint; without it nothing is drawn.
                     if cv2.waitKey(1) & 0xFF == ord("q"):
                         break
-                elif now >= next_write:
+                elif out is not None and now >= next_write:
                     written += 1
                     save_frame(frame, out / f"frame_{written:04d}.jpg")
                     next_write = now + 1.0

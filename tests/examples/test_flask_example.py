@@ -191,3 +191,4 @@ def test_the_one_command_serves_until_stopped_and_summarises() -> None:
             process.communicate()
     assert process.returncode == 0, err
     assert re.search(r"Stopped after [\d.]+ s: session \w+ received \d+ frames", out), out
+    assert "aioice" not in err  # no ICE chatter at INFO

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pathlib
 import re
+import shutil
 import textwrap
 from collections.abc import Iterator
 
@@ -40,19 +41,26 @@ def test_robot_loop_ticks_at_a_fixed_rate_and_reports_frame_age() -> None:
     assert max_age < 1000  # the newest frame, not a backlog
 
 
-def test_opencv_loop_writes_frames_when_there_is_no_display(tmp_path: pathlib.Path) -> None:
-    out = tmp_path / "frames"
+def test_opencv_loop_writes_frames_to_a_temporary_folder_when_there_is_no_display(
+    tmp_path: pathlib.Path,
+) -> None:
     env = example_env()
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
-    result = run_example("opencv_loop.py", ["--seconds", "2", "--out", str(out)], env=env)
+    # Run from a folder of the user's, with no --out: nothing may land in it.
+    result = run_example("opencv_loop.py", ["--seconds", "2"], env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert list(tmp_path.iterdir()) == []
     frames = number(r"frames: (\d+) in", result.stdout)
     written = number(r"(\d+) written to", result.stdout)
-    assert frames >= 10
-    files = sorted(out.glob("frame_*.jpg"))
-    assert 1 <= len(files) == written  # one a second
-    assert decode_image(files[0].read_bytes()).shape == (720, 1280, 3)
+    out = pathlib.Path(re.search(r"written to (.+)/$", result.stdout, re.MULTILINE)[1])
+    try:
+        assert frames >= 10
+        files = sorted(out.glob("frame_*.jpg"))
+        assert 1 <= len(files) == written  # one a second
+        assert decode_image(files[0].read_bytes()).shape == (720, 1280, 3)
+    finally:
+        shutil.rmtree(out)
 
 
 @pytest.fixture
