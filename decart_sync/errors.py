@@ -17,7 +17,10 @@
     └── LoopThreadError (RuntimeError)  blocking call where it would deadlock, or after fork()
 
 Every error has ``message`` (the text, with secrets redacted). Errors that come from the server
-keep the server's text in ``message``.
+keep the server's text in ``message``. An error a session raises or reports also says where it
+happened: ``session_id`` (None before the server named the session) and ``phase`` (``connect``,
+``control``, ``reconnect`` or ``session``, for what the server said while it ran), both in its
+text as well.
 """
 
 from __future__ import annotations
@@ -44,9 +47,24 @@ __all__ = [
 class DecartSDKError(Exception):
     """Base class of every error the SDK raises on purpose."""
 
+    session_id: str | None = None
+    phase: str | None = None
+
     def __init__(self, message: str) -> None:
         self.message = redact(message)
         super().__init__(self.message)
+
+    def locate(self, session_id: str | None, phase: str) -> DecartSDKError:
+        """Say where this error happened (the first place it is located stays)."""
+        if self.phase is None:
+            self.session_id, self.phase = session_id, phase
+        return self
+
+    def __str__(self) -> str:
+        if self.phase is None:
+            return self.message
+        where = f"session {self.session_id}" if self.session_id else "no session yet"
+        return f"{self.message} [{where}, {self.phase}]"
 
 
 class InvalidAPIKeyError(DecartSDKError):

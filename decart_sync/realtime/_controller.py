@@ -116,7 +116,7 @@ class SessionController:
                 await self._open_bounded(initial, deadline - loop.time())
                 break
             except Exception as exc:
-                error = as_sdk_error(exc)
+                error = as_sdk_error(exc).locate(self.session_id, "connect")
                 delay = self._policy.delay(attempt)
                 if (
                     is_permanent(error)
@@ -125,7 +125,9 @@ class SessionController:
                 ):
                     self.final_error = error
                     await self.close()
-                    raise
+                    if error is exc:
+                        raise
+                    raise error from exc
                 _log.info("connect attempt %d failed (%s); again in %.1fs", attempt, error, delay)
                 self._connection = None
                 attempt += 1
@@ -191,12 +193,12 @@ class SessionController:
 
     def on_server_error(self, connection: Connection, error: DecartSDKError) -> None:
         if self._current(connection):
-            self._reported = error
+            self._reported = error.locate(self.session_id, "session")
             self._emitter.emit("error", error)
 
     def on_source_error(self, error: DecartSDKError) -> None:
         if not self._closed:
-            self._emitter.emit("error", error)
+            self._emitter.emit("error", error.locate(self.session_id, "session"))
 
     def on_video_frame(self, connection: Connection, frame: Any) -> None:
         if not self._current(connection):
@@ -214,6 +216,7 @@ class SessionController:
         if not self._current(connection):
             return
         _log.info("connection lost: %s", error.message)
+        error.locate(self.session_id, "session")
         self._connection = None
         assert self._ready is not None
         self._ready.clear()
@@ -240,7 +243,7 @@ class SessionController:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                last = as_sdk_error(exc)
+                last = as_sdk_error(exc).locate(self.session_id, "reconnect")
                 _log.info("reconnect attempt %d failed: %s", attempt, last.message)
                 self._connection = None
                 if is_permanent(last):
@@ -288,10 +291,12 @@ class SessionController:
 
         try:
             await asyncio.wait_for(exchange(), limit)
-        except asyncio.TimeoutError as exc:
-            if isinstance(exc, DecartTimeoutError):
-                raise
-            raise DecartTimeoutError(f"{what} was not acknowledged within {limit:g}s") from None
+        except DecartSDKError as exc:
+            raise exc.locate(self.session_id, "control") from None
+        except asyncio.TimeoutError:
+            raise DecartTimeoutError(f"{what} was not acknowledged within {limit:g}s").locate(
+                self.session_id, "control"
+            ) from None
 
     async def _wait_ready(self) -> Connection:
         assert self._ready is not None and self._ended is not None

@@ -17,6 +17,7 @@ from _session_helpers import FAST_RECONNECT, SMALL_LUCY, still_frames, wait_unti
 
 from decart_sync import (
     DecartClient,
+    DecartSDKError,
     DecartTimeoutError,
     InvalidInputError,
     LoopThreadError,
@@ -285,3 +286,22 @@ def test_a_late_success_becomes_the_state_a_reconnect_restores(
         assert not errors
     finally:
         session.disconnect()
+
+
+def test_errors_say_which_session_and_phase_they_come_from(
+    session: RealtimeClient, emulator: Emulator, client: DecartClient
+) -> None:
+    emulator.withhold_acks()
+    with pytest.raises(DecartTimeoutError) as timed_out:
+        session.set_prompt("noir", timeout=0.3)
+    assert (timed_out.value.session_id, timed_out.value.phase) == (session.session_id, "control")
+    assert f"[session {session.session_id}, control]" in str(timed_out.value)
+    emulator.clear_faults()
+    with pytest.raises(InvalidInputError) as refused:
+        session.set(SetInput(prompt="noir", image=b"not an image"))
+    assert refused.value.phase == "control" and "invalid image" in refused.value.message
+    emulator.reject_next(1, "Invalid API key")
+    with pytest.raises(DecartSDKError) as failed:
+        client.realtime.connect(SMALL_LUCY, still_frames())
+    assert (failed.value.session_id, failed.value.phase) == (None, "connect")
+    assert "[no session yet, connect]" in str(failed.value)
