@@ -7,6 +7,7 @@ import concurrent.futures
 import fractions
 
 import av
+import numpy as np
 import pytest
 from _media_helpers import level_of, pts_steps, run, solid, take, take_all, wait_in_loop
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -108,3 +109,30 @@ def test_a_failing_track_is_reported(executor: concurrent.futures.Executor) -> N
 
     assert run(receive()) == []
     assert len(errors) == 1 and "decoder exploded" in str(errors[0])
+
+
+def test_a_frame_the_given_track_gets_wrong_is_skipped_and_reported_once(
+    executor: concurrent.futures.Executor,
+) -> None:
+    class Garbled(CountingTrack):
+        """Two frames that are not video, then good ones."""
+
+        async def recv(self) -> av.VideoFrame:
+            if self.produced < 2:
+                self.produced += 1
+                await asyncio.sleep(0.001)
+                return np.zeros((48, 64), np.uint8)  # type: ignore[return-value]
+            return await super().recv()
+
+    errors: list[DecartSDKError] = []
+
+    async def receive() -> list[av.VideoFrame]:
+        track = as_source(Garbled(size=(64, 48), limit=6)).open_track(
+            width=64, height=48, fps=100, executor=executor, on_error=errors.append
+        )
+        return await take_all(track)
+
+    frames = run(receive())
+    assert frames  # the good frames still went out
+    assert len(errors) == 1 and "skipped a video frame" in str(errors[0])
+    assert "shape (48, 64)" in str(errors[0])

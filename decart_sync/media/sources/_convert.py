@@ -7,7 +7,7 @@ executor, never on the loop thread.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -19,6 +19,8 @@ __all__ = [
     "PIXEL_FORMATS",
     "PixelFormat",
     "check_pixel_format",
+    "checked_frame",
+    "convert_frame",
     "frame_problem",
     "fresh_frame",
     "needs_conversion",
@@ -61,25 +63,41 @@ def frame_problem(frame: object, pixel_format: str = "bgr24") -> tuple[str, str]
     return None
 
 
+def checked_frame(
+    frame: object, pixel_format: str = "bgr24"
+) -> np.ndarray[Any, Any] | av.VideoFrame:
+    """``frame`` itself, once checked; raises BadFrame if it cannot be sent (see
+    :func:`frame_problem`)."""
+    problem = frame_problem(frame, pixel_format)
+    if problem is not None:
+        raise BadFrame(*problem)
+    assert isinstance(frame, (np.ndarray, av.VideoFrame))
+    return frame
+
+
 def to_track_frame(
     frame: object, width: int, height: int, pixel_format: str = "bgr24"
 ) -> av.VideoFrame:
-    """``frame`` (numpy HxWx3 uint8 or av.VideoFrame) as a new ``width`` x ``height`` yuv420p
-    frame that the track may stamp.
+    """``frame`` (numpy HxWx3 uint8 or av.VideoFrame), checked, as a new ``width`` x ``height``
+    yuv420p frame that the track may stamp.
 
     Blocking (swscale runs here, releasing the GIL): call it in an executor, not on the loop.
     Raises BadFrame for a frame of the wrong layout.
     """
-    problem = frame_problem(frame, pixel_format)
-    if problem is not None:
-        raise BadFrame(*problem)
+    return convert_frame(checked_frame(frame, pixel_format), width, height, pixel_format)
+
+
+def convert_frame(
+    frame: np.ndarray[Any, Any] | av.VideoFrame, width: int, height: int, pixel_format: str
+) -> av.VideoFrame:
+    """A frame already checked, as a new ``width`` x ``height`` yuv420p frame that nobody else
+    holds, so the track may stamp it. Blocking, like :func:`to_track_frame`."""
     # threads=1: PyAV otherwise starts a swscale worker per core for each conversion, that is
     # new threads for every frame; frames are already converted in parallel with each other.
     if isinstance(frame, av.VideoFrame):
         converted = frame.reformat(width, height, format="yuv420p", threads=1)
         # reformat() hands back the frame itself when nothing needs to change.
         return fresh_frame(converted) if converted is frame else converted
-    assert isinstance(frame, np.ndarray)
     # Wrapping the buffer avoids a copy; swscale reads it once to build the new frame.
     if frame.flags.c_contiguous:
         wrapped = av.VideoFrame.from_numpy_buffer(frame, format=pixel_format)

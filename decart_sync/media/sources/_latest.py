@@ -6,21 +6,27 @@ from __future__ import annotations
 import abc
 import asyncio
 import concurrent.futures
+import dataclasses
+from typing import Any, TypeAlias
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamTrack
 
 from decart_sync.media.sources._base import VideoSource
 from decart_sync.media.sources._convert import (
     PixelFormat,
     check_pixel_format,
+    convert_frame,
     fresh_frame,
     needs_conversion,
-    to_track_frame,
 )
 from decart_sync.media.sources._feed import Pacing
 
-__all__ = ["LatestSource"]
+__all__ = ["InputFrame", "LatestSource"]
+
+# A frame as it comes in: a user's numpy array (already checked and copied) or an av frame.
+InputFrame: TypeAlias = "np.ndarray[Any, Any] | av.VideoFrame"
 
 
 class LatestSource(VideoSource):
@@ -31,16 +37,16 @@ class LatestSource(VideoSource):
         check_pixel_format(pixel_format)
         super().__init__(name, Pacing.ON_ARRIVAL)
         self._pixel_format: str = pixel_format
-        # The last frame sent and what it became, so a repeat costs no conversion:
-        # (input frame, width, height, track frame). Touched only on the loop thread.
-        self._converted: tuple[object, int, int, av.VideoFrame] | None = None
+        # The last frame taken and what it became, so a repeat costs no conversion. Touched
+        # only on the loop thread.
+        self._converted: _Converted | None = None
         # Set (on the loop) when there is news for the track; one per track, made on its loop.
         self._news: asyncio.Event | None = None
 
     @abc.abstractmethod
-    def _newest(self) -> object | None:
-        """The newest input frame, or None if none has come yet. Non-blocking, on the loop.
-        Raises EndOfStream or SourceFailed."""
+    def _newest(self) -> InputFrame | None:
+        """The newest input frame, checked when it came in, or None if none has come yet.
+        Non-blocking, on the loop. Raises EndOfStream, BadFrame or SourceFailed."""
 
     @abc.abstractmethod
     def _has_news(self) -> bool:
@@ -81,14 +87,31 @@ class LatestSource(VideoSource):
         if raw is None:
             return None
         cached = self._converted
-        if cached is None or cached[0] is not raw or cached[1:3] != (width, height):
+        if cached is None or cached.raw is not raw or cached.size != (width, height):
             if isinstance(raw, av.VideoFrame) and not needs_conversion(raw, width, height):
-                converted = raw
+                # Someone else's frame (the caller's, the given track's): only copies go out.
+                cached = _Converted(raw, (width, height), raw, handed_out=True)
             else:
                 loop = asyncio.get_running_loop()
                 converted = await loop.run_in_executor(
-                    executor, to_track_frame, raw, width, height, self._pixel_format
+                    executor, convert_frame, raw, width, height, self._pixel_format
                 )
-            self._converted = cached = (raw, width, height, converted)
-        # The same picture may go out many times, each time with its own pts.
-        return fresh_frame(cached[3])
+                cached = _Converted(raw, (width, height), converted, handed_out=False)
+            self._converted = cached
+        if not cached.handed_out:
+            # A frame the conversion just made is ours alone: the track may stamp it as is.
+            cached.handed_out = True
+            return cached.frame
+        # A repeat, or a frame others hold: the same picture may go out many times, each
+        # time with its own pts, so each time in a new frame object.
+        return fresh_frame(cached.frame)
+
+
+@dataclasses.dataclass(slots=True)
+class _Converted:
+    """An input frame and the track frame it became at one size."""
+
+    raw: InputFrame
+    size: tuple[int, int]
+    frame: av.VideoFrame
+    handed_out: bool  # whether ``frame`` itself went to a track (or was never ours to give)

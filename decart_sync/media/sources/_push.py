@@ -11,7 +11,7 @@ import numpy as np
 from decart_sync.errors import InvalidInputError, SessionClosedError
 from decart_sync.media.sources._convert import PixelFormat, frame_problem
 from decart_sync.media.sources._feed import EndOfStream
-from decart_sync.media.sources._latest import LatestSource
+from decart_sync.media.sources._latest import InputFrame, LatestSource
 
 __all__ = ["PushSource"]
 
@@ -20,7 +20,9 @@ class PushSource(LatestSource):
     """Frames pushed by your code, from any thread: ``source.send(frame)``.
 
     ``send()`` checks the frame at once (``InvalidInputError`` for anything but an HxWx3 uint8
-    array in ``pixel_format`` order, or an av.VideoFrame), copies it, and returns without waiting.
+    array in ``pixel_format`` order, or an av.VideoFrame), copies an array (you may reuse your
+    buffer as soon as it returns), and returns without waiting. That copy is the only one: the
+    track converts it to the model's size and sends the result.
     The track sends a new frame as soon as it arrives, but no more often than the model's frame
     rate: a frame replaced before it was sent counts in :attr:`frames_dropped`. When nothing new
     comes for two frame intervals the last frame is sent again, so the stream never stalls.
@@ -29,7 +31,7 @@ class PushSource(LatestSource):
     def __init__(self, *, pixel_format: PixelFormat = "bgr24") -> None:
         super().__init__("push source", pixel_format)
         self._slot_lock = threading.Lock()
-        self._latest: object | None = None
+        self._latest: InputFrame | None = None
         self._unsent = False
         self._received = 0
         self._dropped = 0
@@ -50,7 +52,8 @@ class PushSource(LatestSource):
         if problem is not None:
             raise InvalidInputError(problem[1])
         if isinstance(frame, np.ndarray):
-            # Callers often reuse one buffer; what we send must be what they passed.
+            # Callers often reuse one buffer; what we send must be what they passed. The copy is
+            # C-contiguous, so the conversion wraps it without copying again.
             frame = np.array(frame, order="C", copy=True)
         with self._slot_lock:
             if self._closed:
@@ -62,7 +65,7 @@ class PushSource(LatestSource):
             self._received += 1
         self._announce()
 
-    def _newest(self) -> object | None:
+    def _newest(self) -> InputFrame | None:
         with self._slot_lock:
             if self._closed:
                 raise EndOfStream

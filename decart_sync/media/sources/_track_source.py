@@ -8,8 +8,9 @@ import asyncio
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from decart_sync.errors import InvalidInputError
-from decart_sync.media.sources._feed import EndOfStream, SourceFailed
-from decart_sync.media.sources._latest import LatestSource
+from decart_sync.media.sources._convert import checked_frame
+from decart_sync.media.sources._feed import BadFrame, EndOfStream, SourceFailed
+from decart_sync.media.sources._latest import InputFrame, LatestSource
 
 __all__ = ["TrackSource"]
 
@@ -33,7 +34,8 @@ class TrackSource(LatestSource):
         super().__init__(f"track {type(track).__name__}")
         self._input = track
         self._pump: asyncio.Task[None] | None = None
-        self._latest: object | None = None
+        # The newest frame from the given track, or why it cannot be sent (raised when taken).
+        self._latest: InputFrame | BadFrame | None = None
         self._latest_taken = False
         self._input_ended = False
         self._failure: SourceFailed | None = None
@@ -45,13 +47,15 @@ class TrackSource(LatestSource):
                 self._drain(), name="decart-sync track source"
             )
 
-    def _newest(self) -> object | None:
+    def _newest(self) -> InputFrame | None:
         if self._failure is not None:
             raise self._failure
         # When the given track ends, its last frame still goes out once.
         if self._closed or (self._input_ended and (self._latest_taken or self._latest is None)):
             raise EndOfStream
         self._latest_taken = True
+        if isinstance(self._latest, BadFrame):
+            raise self._latest
         return self._latest
 
     def _has_news(self) -> bool:
@@ -61,7 +65,11 @@ class TrackSource(LatestSource):
     async def _drain(self) -> None:
         try:
             while not self._closed:
-                self._latest = await self._input.recv()
+                frame = await self._input.recv()
+                try:
+                    self._latest = checked_frame(frame)
+                except BadFrame as bad:
+                    self._latest = bad
                 self._latest_taken = False
                 self._announce()
         except MediaStreamError:
