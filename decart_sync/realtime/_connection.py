@@ -17,6 +17,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -361,7 +362,9 @@ class Connection:
         elif isinstance(message, _protocol.GenerationTickMessage):
             self._listener.on_tick(self, message)
         elif isinstance(message, _protocol.GenerationEndedMessage):
-            _log.info("generation ended after %ss: %s", message.seconds, message.reason)
+            # A disconnect is the session ending as asked: nothing for a user to act on.
+            level = logging.DEBUG if message.reason == "disconnect" else logging.INFO
+            _log.log(level, "generation ended after %ss: %s", message.seconds, message.reason)
             self._listener.on_generation_ended(self, message)
             if _protocol.INSUFFICIENT_CREDITS in message.reason.lower():
                 self._on_error_message(InsufficientCreditsError(message.reason))
