@@ -13,13 +13,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import os
 import sys
-from urllib.parse import urlsplit
 
 import av
 
-from decart_sync._protocol import DEFAULT_BASE_URL
 from decart_sync.client import DecartClient
 from decart_sync.commands._common import (
     DEFAULT_MODEL,
@@ -116,23 +113,6 @@ def still_image_note(spec: str) -> str | None:
     return None
 
 
-def _realtime_base(args: argparse.Namespace) -> str | None:
-    """The realtime base URL to use, or None for the client's default.
-
-    A REST base of one's own (an emulator, a proxy; from --base-url or $DECART_BASE_URL) is
-    taken to serve realtime too unless a realtime base is given; otherwise the realtime
-    default would still be Decart's service while tokens went elsewhere.
-    """
-    if args.realtime_base_url:
-        return str(args.realtime_base_url)
-    if os.environ.get("DECART_REALTIME_BASE_URL"):
-        return None
-    base = args.base_url or os.environ.get("DECART_BASE_URL")
-    if not base or urlsplit(base).hostname == urlsplit(DEFAULT_BASE_URL).hostname:
-        return None  # Decart's own REST host: its realtime host is the client's default
-    return str(base)
-
-
 def run(args: argparse.Namespace) -> int:
     return run_command("run", lambda: _run(args), verbose=args.verbose)
 
@@ -149,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
         stack.enter_context(source)
         client = stack.enter_context(
             DecartClient(
-                api_key=key, base_url=args.base_url, realtime_base_url=_realtime_base(args)
+                api_key=key, base_url=args.base_url, realtime_base_url=args.realtime_base_url
             )
         )
         until = f"for {seconds:g} s" if seconds else "until the input ends (Ctrl-C stops)"
