@@ -65,12 +65,12 @@ class ProtocolViolation(Exception):
     """A message that does not follow the protocol. The text says what was wrong."""
 
 
-class _Omitted:
+class Omitted:
     """Marks a field that is left out of a message, as opposed to sent as ``null``."""
 
-    _instance: ClassVar[_Omitted | None] = None
+    _instance: ClassVar[Omitted | None] = None
 
-    def __new__(cls) -> _Omitted:
+    def __new__(cls) -> Omitted:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -82,7 +82,7 @@ class _Omitted:
         return False
 
 
-OMITTED: Final = _Omitted()
+OMITTED: Final = Omitted()
 
 
 # --------------------------------------------------------------------------- URLs
@@ -396,8 +396,8 @@ class PromptMessage(_Message):
 class SetImageMessage(_Message):
     type: ClassVar[str] = "set_image"
     image_data: str | None
-    prompt: str | _Omitted | None = OMITTED
-    enhance_prompt: bool | _Omitted = OMITTED
+    prompt: str | Omitted | None = OMITTED
+    enhance_prompt: bool | Omitted = OMITTED
 
 
 @attrs.frozen
@@ -426,7 +426,7 @@ class LiveKitJoinMessage(_Message):
     prompt or image (JS clients send it; Python 0.2.4 sends no field)."""
 
     type: ClassVar[str] = "livekit_join"
-    passthrough: bool | _Omitted = OMITTED
+    passthrough: bool | Omitted = OMITTED
 
 
 @attrs.frozen

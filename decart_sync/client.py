@@ -76,7 +76,7 @@ class DecartClient:
         self._closed = False
         self._lock = threading.Lock()
         self._loop_thread = LoopThread(f"decart-loop-{next(_client_numbers)}")
-        self.tokens = TokensClient(self)
+        self.tokens = TokensClient(self, self._http)
         self._realtime: RealtimeNamespace | None = None
 
     # ------------------------------------------------------------------ properties
@@ -109,7 +109,9 @@ class DecartClient:
             if self._realtime is None:
                 from decart_sync.realtime._namespace import RealtimeNamespace
 
-                self._realtime = RealtimeNamespace(self)
+                self._realtime = RealtimeNamespace(
+                    self, loop_thread=self._loop_thread, ensure_open=self._ensure_open
+                )
             return self._realtime
 
     def _ensure_open(self) -> None:
@@ -126,7 +128,7 @@ class DecartClient:
             self._closed = True
             realtime = self._realtime
         if realtime is not None:
-            realtime._close_all()
+            realtime.close_all()
         self._loop_thread.stop()
         self._http.close()
 

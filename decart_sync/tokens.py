@@ -86,8 +86,9 @@ def _python_names(text: str) -> str:
 class TokensClient:
     """``client.tokens``: creates client tokens with the client's permanent key."""
 
-    def __init__(self, client: DecartClient) -> None:
+    def __init__(self, client: DecartClient, http: requests.Session) -> None:
         self._client = client
+        self._http = http  # the client's connection pool
 
     def create(
         self,
@@ -111,7 +112,7 @@ class TokensClient:
         client = self._client
         url = client.base_url + TOKENS_PATH
         try:
-            response = client._http.post(
+            response = self._http.post(
                 url,
                 json=body,
                 headers={"X-API-KEY": client.api_key, "User-Agent": client.user_agent},

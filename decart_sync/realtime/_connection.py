@@ -26,7 +26,7 @@ import attrs
 from aiortc.mediastreams import MediaStreamTrack
 
 from decart_sync import _protocol
-from decart_sync._protocol import _Omitted
+from decart_sync._protocol import Omitted
 from decart_sync._redact import get_logger
 from decart_sync._tasks import TaskSet
 from decart_sync.errors import (
@@ -74,11 +74,11 @@ class AckedState:
         return attrs.evolve(self, prompt=prompt, enhance=enhance)
 
     def after_set_image(
-        self, image_b64: str | None, prompt: str | _Omitted | None, enhance: bool | _Omitted
+        self, image_b64: str | None, prompt: str | Omitted | None, enhance: bool | Omitted
     ) -> AckedState:
         return AckedState(
-            prompt=self.prompt if isinstance(prompt, _Omitted) else prompt,
-            enhance=self.enhance if isinstance(enhance, _Omitted) else enhance,
+            prompt=self.prompt if isinstance(prompt, Omitted) else prompt,
+            enhance=self.enhance if isinstance(enhance, Omitted) else enhance,
             image_b64=image_b64,
         )
 

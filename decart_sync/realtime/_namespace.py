@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from decart_sync import models as _models
+from decart_sync._loop import LoopThread
 from decart_sync._protocol import user_agent
 from decart_sync.errors import InvalidInputError
 from decart_sync.models import ModelDefinition
@@ -29,8 +30,13 @@ if TYPE_CHECKING:
 class RealtimeNamespace:
     """Opens sessions with the client's credentials; :meth:`DecartClient.close` ends them."""
 
-    def __init__(self, client: DecartClient) -> None:
+    def __init__(
+        self, client: DecartClient, *, loop_thread: LoopThread, ensure_open: Callable[[], None]
+    ) -> None:
         self._client = client
+        # What the client shares with its sessions beyond its public settings.
+        self._loop_thread = loop_thread
+        self._ensure_open = ensure_open
         self._sessions: weakref.WeakSet[RealtimeClient | SubscribeClient] = weakref.WeakSet()
         self._lock = threading.Lock()
 
@@ -82,9 +88,9 @@ class RealtimeNamespace:
             speed=speed,
         )
         client = self._client
-        client._ensure_open()
+        self._ensure_open()
         session = _connect_producer(
-            loop_thread=client._loop_thread,
+            loop_thread=self._loop_thread,
             realtime_base=client.realtime_base_url,
             api_key=client.api_key,
             source=source,
@@ -106,9 +112,9 @@ class RealtimeNamespace:
     ) -> SubscribeClient:
         """Watch the session whose producer shared ``token`` (its ``subscribe_token``)."""
         client = self._client
-        client._ensure_open()
+        self._ensure_open()
         session = _connect_viewer(
-            loop_thread=client._loop_thread,
+            loop_thread=self._loop_thread,
             realtime_base=client.realtime_base_url,
             api_key=client.api_key,
             options=SubscribeOptions(
@@ -127,7 +133,8 @@ class RealtimeNamespace:
         with self._lock:
             self._sessions.add(session)
 
-    def _close_all(self) -> None:
+    def close_all(self) -> None:
+        """Disconnect every session opened here (the client is closing)."""
         with self._lock:
             sessions = list(self._sessions)
         for session in sessions:
