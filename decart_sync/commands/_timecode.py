@@ -3,7 +3,8 @@
 The demo owns its input, so it can measure real end-to-end latency per frame: it stamps each
 input frame with its number, notes when the frame was handed to the session, and looks for the
 number in the transformed frames that come back. Latency is then "received at" minus "sent at"
-for the first output frame that carries each number.
+for the first output frame that carries each number. The benchmarks measure their latency with
+the same code (``benchmarks/_pixelcode.py`` holds only their bookkeeping around it).
 
 The code has to survive two lossy video encodes, rescaling to the model's size and every
 emulator effect (inverted tones, pencil shading, a dark neon scene, posterized blocks, a strong
@@ -34,7 +35,7 @@ import numpy.typing as npt
 from decart_sync.media.sources import IterableSource, Pacing
 from decart_sync.media.test_pattern import render_test_pattern
 
-__all__ = ["CELLS", "NUMBER_BITS", "StampedPattern", "Timecode", "luma_plane"]
+__all__ = ["CELLS", "MODULUS", "NUMBER_BITS", "StampedPattern", "Timecode", "luma_plane"]
 
 NUMBER_BITS = 12
 CHECK_BITS = 3
@@ -88,8 +89,9 @@ class Timecode:
 
     def read(self, luma: npt.NDArray[Any]) -> int | None:
         """The number in a frame's luma plane (2-D, any size), or None if it cannot be read
-        with confidence."""
-        rows, cols = luma.shape
+        with confidence. A colour frame (HxWxC) works too: its channels are averaged, which
+        keeps a bright cell brighter than a dark one, and only the strip is ever read."""
+        rows, cols = luma.shape[:2]
         scale_x, scale_y = cols / self.width, rows / self.height
         cell_w, cell_h = self.cell * scale_x, self.cell * scale_y
         top = rows - cell_h
