@@ -15,7 +15,7 @@ import av.container
 from decart_sync.errors import InvalidInputError
 from decart_sync.media.sources._base import VideoSource, check_positive_int
 from decart_sync.media.sources._feed import EndOfStream, Pacing, SourceFailed
-from decart_sync.media.sources._file import open_input
+from decart_sync.media.sources._file import close_input, open_input
 from decart_sync.media.sources._pull import PullSource
 
 __all__ = ["CameraSource", "camera"]
@@ -85,10 +85,7 @@ class CameraSource(PullSource):
                 return newest
 
     def _release(self) -> None:
-        close = getattr(self._packets, "close", None)
-        if callable(close):
-            close()
-        self._container.close()
+        close_input(self._container, self._packets)
 
 
 def camera_input(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 import av
 import av.container
@@ -15,7 +16,7 @@ from decart_sync.media.sources._base import VideoSource
 from decart_sync.media.sources._feed import EndOfStream
 from decart_sync.media.sources._pull import PullSource
 
-__all__ = ["FileSource", "open_input", "video_file"]
+__all__ = ["FileSource", "close_input", "open_input", "video_file"]
 
 
 def open_input(
@@ -30,6 +31,15 @@ def open_input(
         container.close()
         raise InvalidInputError(f"{what} has no video stream")
     return container, container.streams.video[0]
+
+
+def close_input(container: av.container.InputContainer, reader: Iterator[Any]) -> None:
+    """Close a container and the decode or demux generator reading it (the generator first,
+    so it never reads from a closed container)."""
+    close = getattr(reader, "close", None)
+    if callable(close):
+        close()
+    container.close()
 
 
 class FileSource(PullSource):
@@ -122,10 +132,7 @@ class FileSource(PullSource):
         return decoded[0]
 
     def _release(self) -> None:
-        close = getattr(self._frames, "close", None)
-        if callable(close):
-            close()
-        self._container.close()
+        close_input(self._container, self._frames)
 
 
 def video_file(

@@ -1,9 +1,9 @@
 """The loop-side adapter that turns any video source into an aiortc track for one peer connection.
 
 A :class:`SourceTrack` lives on the SDK's loop thread. Each ``recv()`` gets one frame from its
-source (a blocking read runs in the executor it was given, never on the loop), converts it to the
-model's size in yuv420p (also in the executor), and stamps it with a presentation time on the
-90 kHz clock. A frame goes out as soon as it is there, as long as the model's frame rate is kept
+source, already at the model's size in yuv420p (the source reads and converts in the executor
+the track was given, never on the loop), and stamps it with a presentation time on the 90 kHz
+clock. A frame goes out as soon as it is there, as long as the model's frame rate is kept
 (:class:`Pacer`), in one of three ways chosen by the source's :class:`Pacing`: a file or a
 generator is read ahead and waits for the rate (``READ_AHEAD``), a camera or the test pattern is
 read when its frame is due (``WHEN_DUE``), and a frame that others push (a ``PushSource``, a
