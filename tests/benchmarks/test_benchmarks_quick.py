@@ -48,6 +48,7 @@ SCRIPTS = (
         "slow_consumer: ",
         (*COMMON_KEYS, "fast", "slow", "rss", "goals"),
     ),
+    Script("memory.py", ("--quick",), "memory: ", (*COMMON_KEYS, "rows", "goals")),
     Script("effects.py", ("--quick",), "effects: ", ("cells", "worst")),
     # Micro-benchmarks without --quick/--json: a small frame count keeps them short.
     Script("frames_hub.py", ("--frames", "100"), "summary: "),
