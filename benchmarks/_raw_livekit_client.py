@@ -10,9 +10,10 @@ What a careful asyncio programmer would write, and what the SDK does on its side
 compare fairly:
 
 * **input**: :class:`_raw_client.Slots` paces the test pattern with each frame's number in its
-  pixels (:mod:`_pixelcode`); each frame is rendered and converted to I420 in the executor (a
-  reused swscale context with one thread, as the SDK's source conversion), held until its slot,
-  then handed to ``VideoSource.capture_frame``: ``log`` records that moment;
+  pixels (:mod:`_pixelcode`); each BGR frame is rendered ahead in the executor and held until
+  its slot, where ``log`` records it as handed over (the moment e2e.py's SDK rows call
+  ``send()``); then it is converted to I420 in the executor (a reused swscale context with one
+  thread, as the SDK's source conversion) and given to ``VideoSource.capture_frame``;
 * **output**: each received I420 frame becomes a BGR numpy array *on the client's own loop*, with
   one reused swscale context (one thread): measured the cheapest native way to a contiguous BGR
   array at 640x352 and 1280x720 (``VideoFrame.convert(RGB24)`` is slower at 640x352, and its
@@ -48,14 +49,14 @@ CODECS = {"h264": rtc.VideoCodec.H264, "vp8": rtc.VideoCodec.VP8}
 _renderers = threading.local()
 
 
-def _i420(seq: int, width: int, height: int) -> np.ndarray[Any, Any]:
-    """Frame ``seq`` of the coded test pattern as one contiguous I420 array."""
+def _i420(picture: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A BGR picture as one contiguous I420 array."""
     reformatter = getattr(_renderers, "reformatter", None)
     if reformatter is None:
         reformatter = _renderers.reformatter = VideoReformatter()
-    picture = av.VideoFrame.from_ndarray(_pixelcode.coded_frame(seq, width, height), format="bgr24")
+    frame = av.VideoFrame.from_ndarray(picture, format="bgr24")
     planes: np.ndarray[Any, Any] = reformatter.reformat(
-        picture, format="yuv420p", threads=1
+        frame, format="yuv420p", threads=1
     ).to_ndarray()
     return planes
 
@@ -151,15 +152,20 @@ class RawLiveKitSession:
         self._subscribed.set()
 
     async def _feed(self, source: rtc.VideoSource) -> None:
-        """The input: frame ``k`` rendered ahead in the executor, captured at its slot."""
+        """The input: frame ``k`` rendered ahead in the executor and held until its slot; then,
+        as the SDK does with a frame ``send()`` gives it, converted in the executor and
+        captured."""
         loop = asyncio.get_running_loop()
         while True:
             slot, due = self._slots.next(loop.time())
-            planes = await loop.run_in_executor(None, _i420, slot, self.width, self.height)
+            picture = await loop.run_in_executor(
+                None, _pixelcode.coded_frame, slot, self.width, self.height
+            )
             await asyncio.sleep(max(0.0, due - loop.time()))
+            self.log.record(slot, time.monotonic())
+            planes = await loop.run_in_executor(None, _i420, picture)
             frame = rtc.VideoFrame(self.width, self.height, rtc.VideoBufferType.I420, planes.data)
             source.capture_frame(frame, timestamp_us=round(slot * self._slots.period * 1_000_000))
-            self.log.record(slot, time.monotonic())
 
     async def _receive(self, stream: rtc.VideoStream) -> None:
         async for event in stream:

@@ -24,7 +24,9 @@ latency of the path, not of an effect) and are read back in the user's thread:
 * **raw livekit H264** (with ``--livekit``): the hand-written asyncio client of
   :mod:`_raw_livekit_client` (``livekit`` SDK, no decart-sync client code), the LiveKit floor:
   issue 12's goals compare the ``sdk livekit`` row with it (the model's fps, p50 within 10 %,
-  CPU per frame no more). Latency: from ``capture_frame`` to holding the BGR array in its loop.
+  CPU per frame no more). Latency: from its loop holding the BGR frame to send (then converted
+  and captured, as the SDK converts a pushed frame) to holding the BGR array in its loop. It
+  runs as many sessions of the same length as the SDK rows.
 * **raw VP8**: the raw asyncio + aiortc client of :mod:`_raw_client` (the floor), which renders
   each frame at its own slot, so it has no wait for a slot; its slots sweep against the
   emulator's clock. Latency: from handing the frame to aiortc to holding the BGR array in its
@@ -360,60 +362,67 @@ def run_raw(
     codec: str,
     frame_on_marker: bool = False,
     transport: str = "webrtc",
+    sessions: int = 1,
 ) -> dict[str, Any]:
-    """One raw session (aiortc, or ``livekit`` with ``transport="livekit"``); its input clock
-    sweeps against the emulator's within the window."""
+    """``sessions`` raw sessions (aiortc, or ``livekit`` with ``transport="livekit"``) one after
+    the other, ``duration / sessions`` measured each; each one's input clock sweeps one
+    interval against the emulator's within its window."""
     width, height = profile.in_size
     recorder = Recorder()
-    common: dict[str, Any] = {
-        "width": width,
-        "height": height,
-        "fps": profile.fps,
-        "codec": codec,
-        "on_frame": lambda array, decoded, ready: recorder.frame(array, ready),
-        "sweep": round(profile.fps * duration),
-    }
-    session: RawSession | RawLiveKitSession
-    if transport == "livekit":
-        session = RawLiveKitSession(
-            emulator.realtime_url, emulator.api_key, profile.model, **common
-        )
-        client = "raw livekit"
-    else:
-        session = RawSession(
-            emulator.realtime_url,
-            emulator.api_key,
-            profile.model,
-            frame_on_marker=frame_on_marker,
-            **common,
-        )
-        client = "raw, frame on marker" if frame_on_marker else "raw"
-    window = _window(emulator)
-    window.mark()  # the peak includes connecting
-    try:
-        loop.run(session.open(), CONNECT_TIMEOUT)
-        time.sleep(warmup)
-        now = time.monotonic()
-        recorder.begin(session.log, now, now + duration)
-        window.start()
-        while time.monotonic() < now + duration:
-            time.sleep(0.25)
-            window.poll()
-        processes = window.stop()
-        recorder.end()
-    finally:
-        loop.run(session.close(), CONNECT_TIMEOUT)
-    # The raw aiortc client reports the codec both directions negotiated; the livekit one
-    # publishes the codec it was given.
-    negotiated = session.negotiated_codec if transport == "webrtc" else None
+    windows = []
+    share = duration / sessions
+    client = "raw, frame on marker" if frame_on_marker else "raw"
+    negotiated = None
+    for _ in range(sessions):
+        common: dict[str, Any] = {
+            "width": width,
+            "height": height,
+            "fps": profile.fps,
+            "codec": codec,
+            "on_frame": lambda array, decoded, ready: recorder.frame(array, ready),
+            "sweep": round(profile.fps * share),
+        }
+        session: RawSession | RawLiveKitSession
+        if transport == "livekit":
+            session = RawLiveKitSession(
+                emulator.realtime_url, emulator.api_key, profile.model, **common
+            )
+            client = "raw livekit"
+        else:
+            session = RawSession(
+                emulator.realtime_url,
+                emulator.api_key,
+                profile.model,
+                frame_on_marker=frame_on_marker,
+                **common,
+            )
+        window = _window(emulator)
+        window.mark()  # the peak includes connecting
+        try:
+            loop.run(session.open(), CONNECT_TIMEOUT)
+            time.sleep(warmup)
+            now = time.monotonic()
+            recorder.begin(session.log, now, now + share)
+            window.start()
+            while time.monotonic() < now + share:
+                time.sleep(0.25)
+                window.poll()
+            windows.append(window.stop())
+            recorder.end()
+        finally:
+            loop.run(session.close(), CONNECT_TIMEOUT)
+        # The raw aiortc client reports the codec both directions negotiated; the livekit one
+        # publishes the codec it was given.
+        if transport == "webrtc":
+            negotiated = session.negotiated_codec
     return {
         "client": client,
         "transport": transport,
         "codec": (negotiated or codec).removeprefix("video/").upper(),
-        "sessions": 1,
+        "sessions": sessions,
         **_row_head(profile),
         **recorder.figures(profile.fps),
-        **processes,
+        **_common.combine_windows(windows),
     }
 
 
@@ -623,8 +632,18 @@ def main(argv: list[str] | None = None) -> int:
                             transport,
                         )
                     else:
+                        # The raw livekit client gets the SDK's schedule of sessions: a LiveKit
+                        # session's first seconds (bandwidth estimate, encoder) differ from later.
                         row = run_raw(
-                            emulator, loop, profile, warmup, duration, codec, on_marker, transport
+                            emulator,
+                            loop,
+                            profile,
+                            warmup,
+                            duration,
+                            codec,
+                            on_marker,
+                            transport,
+                            sdk_sessions if transport == "livekit" else 1,
                         )
                     row["cpu_ms_per_frame"] = _common.cpu_ms_per_frame(
                         row["sdk"]["cpu_per_s"], row["out_fps"]
