@@ -41,6 +41,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -96,6 +97,27 @@ def _libc() -> Any:
 LIBC = _libc()
 
 
+def malloc_arenas() -> int | None:
+    """How many malloc arenas glibc has made (one per thread that allocated while the others
+    were busy, up to 8 per core); each keeps its own free memory."""
+    if LIBC is None:
+        return None
+    try:
+        LIBC.fopen.restype = ctypes.c_void_p
+        LIBC.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        LIBC.fclose.argtypes = [ctypes.c_void_p]
+        LIBC.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        with tempfile.NamedTemporaryFile("r", encoding="ascii", suffix=".xml") as xml:
+            stream = LIBC.fopen(xml.name.encode(), b"w")
+            if not stream:
+                return None
+            LIBC.malloc_info(0, stream)
+            LIBC.fclose(stream)
+            return xml.read().count("<heap nr=")
+    except (AttributeError, OSError):
+        return None
+
+
 def malloc_view() -> dict[str, float]:
     """glibc's own accounting, summed over all its arenas: bytes in the arenas (``arena``),
     of which in use (``in_use``) and free but kept (``free_kept``), and in mmapped chunks
@@ -109,6 +131,7 @@ def malloc_view() -> dict[str, float]:
         "in_use_mb": round(info.uordblks / MB, 1),
         "free_kept_mb": round(info.fordblks / MB, 1),
         "mmapped_mb": round(info.hblkhd / MB, 1),
+        "arenas": malloc_arenas() or 0,
     }
 
 
@@ -348,7 +371,13 @@ def child(args: Any) -> int:
             result["after_trim"] = moment(meter)
         result["live_objects_after_close"] = live_objects()
         if args.trace:
-            result["trace"] = _traced_round(sessions, args)
+            # tracemalloc slows every allocation: on two cores the largest N may not connect
+            # in time, and the RSS rounds are worth keeping then.
+            try:
+                result["trace"] = _traced_round(sessions, args)
+            except Exception as exc:
+                sessions.close()
+                result["trace_error"] = f"{type(exc).__name__}: {exc}"
     finally:
         sessions.shutdown()
     print(json.dumps({"event": "result", "result": result}), flush=True)
@@ -393,10 +422,12 @@ def run_children(commands: dict[str, list[str]], together: bool) -> list[dict[st
         if not together:
             results.append(_finish(kind, started.pop(kind)))
     results += [_finish(kind, process) for kind, process in started.items()]
-    return results
+    return [result for result in results if result is not None]
 
 
-def _finish(kind: str, process: subprocess.Popen[str]) -> dict[str, Any]:
+def _finish(kind: str, process: subprocess.Popen[str]) -> dict[str, Any] | None:
+    """The child's figures; None (and its error printed) when it failed, so one overloaded
+    combination does not lose the others."""
     try:
         stdout, stderr = process.communicate(timeout=CHILD_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -409,7 +440,9 @@ def _finish(kind: str, process: subprocess.Popen[str]) -> dict[str, Any]:
             continue  # not ours (a library printing)
         if isinstance(event, dict) and event.get("event") == "result":
             return analyse(event["result"])
-    raise RuntimeError(f"the {kind} child failed (exit {process.returncode}): {stderr[-2000:]}")
+    tail = "\n".join(stderr.strip().splitlines()[-3:])
+    print(f"  the {kind} child failed (exit {process.returncode}): {tail}", flush=True)
+    return None
 
 
 def analyse(result: dict[str, Any]) -> dict[str, Any]:
@@ -441,6 +474,8 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if n in raw and raw[n]["peak_per_session_mb"] > 0
         ]
         label = f"{transport} {size}"
+        if not sdk:
+            continue  # its children failed: printed above
         if ratios:
             worst, n = max(ratios)
             item = _common.goal(
@@ -488,6 +523,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             f"{r['after_gc_mb']:+.1f}",
             _common.signed(r["after_trim_mb"], 1),
             _common.fmt(r["rounds"][1]["after_close"].get("free_kept_mb")),
+            str(r["rounds"][1]["after_close"].get("arenas", "-")),
             str(r["rounds"][1]["after_close"]["threads"] - r["baseline"]["threads"]),
         ]
         for r in rows
@@ -507,6 +543,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             "+gc",
             "+trim",
             "free kept",
+            "arenas",
             "+thr",
         ],
         table,
@@ -515,13 +552,18 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         "peak/s, peak2/s: (peak RSS - baseline) / N in rounds 1 and 2; closed, closed2: RSS after "
         "all sessions closed minus baseline, after rounds 1 and 2; +gc, +trim: the same after "
         "gc.collect() and then malloc_trim(0); free kept: free bytes glibc's arenas keep after "
-        "round 2 (MB); +thr: threads left after close.\n"
+        "round 2 (MB), in that many arenas; +thr: threads left after close.\n"
     )
 
 
 def print_trace(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         trace = r.get("trace")
+        if r.get("trace_error"):
+            print(
+                f"{r['client']} {r['transport']} {r['size']} x{r['sessions']}: traced round "
+                f"failed: {r['trace_error']}\n"
+            )
         if not trace:
             continue
         at_peak = r["rounds"][0]["streaming"]
