@@ -57,6 +57,8 @@ _CODECS: Final = {
 }
 DEFAULT_CODEC: Final = "h264"
 _FETCH_TIMEOUT: Final = 15.0
+#: Decoded frames the room's video stream may hold for the loop (about 0.1 s at 30 fps).
+_STREAM_CAPACITY: Final = 3
 
 #: Fetches a viewer's room credentials (``POST /watch-stream/{room}``), fresh on every connect.
 ViewerTicket = Callable[[], Awaitable[_protocol.LiveKitRoomInfoMessage]]
@@ -252,8 +254,13 @@ class LiveKitMedia:
             return
         if track.kind != rtc.TrackKind.KIND_VIDEO:
             return
+        # A bounded queue: if the loop falls behind, the oldest decoded frames go (the hub
+        # keeps consumers' buffers), rather than hundreds of megabytes queueing unread.
         stream = rtc.VideoStream(
-            track, loop=asyncio.get_running_loop(), format=rtc.VideoBufferType.I420
+            track,
+            loop=asyncio.get_running_loop(),
+            capacity=_STREAM_CAPACITY,
+            format=rtc.VideoBufferType.I420,
         )
         self._streams.append(stream)
         self._connection.spawn(self._drain(stream), "read-room-video")
