@@ -106,11 +106,6 @@ def is_livekit_join_refusal(text: str) -> bool:
     return "livekit_join" in lowered and ("unknown" in lowered or "unsupported" in lowered)
 
 
-def check_codec(codec: str | None) -> None:
-    if codec is not None and codec.lower() not in _CODECS:
-        raise ValueError(f"the livekit transport sends {', '.join(_CODECS)}; got {codec!r}")
-
-
 def _consume_outcome(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -131,7 +126,6 @@ class LiveKitMedia:
         self._room_info: asyncio.Future[_protocol.LiveKitRoomInfoMessage] | None = None
         self._room_timer: asyncio.TimerHandle | None = None
         self._closing = False
-        self.room_name: str | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -144,7 +138,6 @@ class LiveKitMedia:
         else:
             info = await self._ask_for_a_room(initial)
         register_secret(info.token)
-        self.room_name = info.room_name
         connection.room_assigned(info)
         await self._join(info)
 
