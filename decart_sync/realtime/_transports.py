@@ -52,13 +52,9 @@ class Choice:
 
 
 def livekit_available() -> bool:
-    return importlib.util.find_spec("livekit") is not None and _has_rtc()
-
-
-def _has_rtc() -> bool:
     try:
         return importlib.util.find_spec("livekit.rtc") is not None
-    except ModuleNotFoundError:
+    except ModuleNotFoundError:  # no livekit package at all
         return False
 
 
