@@ -4,9 +4,9 @@ Usage: ``python benchmarks/e2e.py [--quick] [--json PATH] [--duration S] [--only
 [--no-custom-profile] [--livekit]``
 
 For every distinct realtime profile in the model registry (fps, width, height; aliases are
-folded) and for a 640x352 profile, frames carrying their sequence number in pixels
-(:mod:`_pixelcode`) go through a session and the emulator in *passthrough* (no prompt: the
-latency of the path, not of an effect) and are read back in the user's thread:
+folded) and for a 640x352 profile, frames carrying their sequence number in pixels (the SDK's
+:mod:`decart_sync.media.timecode`) go through a session and the emulator in *passthrough* (no
+prompt: the latency of the path, not of an effect) and are read back in the user's thread:
 
 * **sdk VP8 / sdk H264**: ``client.realtime.connect(model, PushSource(), video_codec=...)``; a
   feeder thread renders the SDK's test pattern at the model size, stamps it and calls ``send()``;
@@ -55,7 +55,7 @@ from _raw_client import RawLoop, RawSession
 from _raw_livekit_client import RawLiveKitSession
 
 from decart_sync import DecartClient, ModelDefinition, models
-from decart_sync.media import PushSource
+from decart_sync.media import PushSource, timecode
 
 CONNECT_TIMEOUT = 20.0
 READ_TIMEOUT = 3.0
@@ -114,37 +114,28 @@ def profiles(custom: bool) -> list[Profile]:
 # ---------------------------------------------------------------- sending and receiving
 
 
-class TimedPushSource(PushSource):
-    """A PushSource that notes when its track takes each numbered frame.
+class TakeLog:
+    """When the track took each frame the feeder pushed, by sequence number: it splits the
+    latency into the wait for the track and the rest of the way, which nothing else shows.
 
-    Instrumentation only, through two private details of PushSource (``_newest``, called on the
-    loop thread when the track takes a frame, and ``_latest``, the copy ``send()`` keeps): it
-    splits the latency into the wait for the track and the rest of the way, which nothing
-    public shows. ``send()`` wakes the track at once, so the number is attached under a lock
-    that ``_newest`` also takes: the track cannot see the frame before its number.
+    PushSource's ``on_taken`` (:meth:`taken`, on the loop thread) names a frame by the number
+    ``send()`` returned; the feeder says which sequence number that frame carries (it skips
+    numbers when it falls behind). Each dict has one writer; a dict store is atomic.
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.taken: dict[int, float] = {}
-        self._numbering = threading.Lock()
-        self._number: tuple[int, int] | None = None  # (id of the stored copy, its number)
-        self._last_taken: object | None = None
+        self._taken_at: dict[int, float] = {}  # by send()'s number
+        self._number_of: dict[int, int] = {}  # sequence number -> send()'s number
 
-    def send_numbered(self, frame: Any, seq: int) -> None:
-        with self._numbering:
-            self.send(frame)
-            self._number = (id(self._latest), seq)
+    def taken(self, number: int) -> None:
+        self._taken_at[number] = time.monotonic()
 
-    def _newest(self) -> object | None:
-        with self._numbering:
-            frame = super()._newest()
-            number = self._number
-        if frame is not None and frame is not self._last_taken:
-            self._last_taken = frame
-            if number is not None and number[0] == id(frame):
-                self.taken.setdefault(number[1], time.monotonic())
-        return frame
+    def sent(self, seq: int, number: int) -> None:
+        self._number_of[seq] = number
+
+    def get(self, seq: int) -> float | None:
+        number = self._number_of.get(seq)
+        return None if number is None else self._taken_at.get(number)
 
 
 class Feeder(threading.Thread):
@@ -157,11 +148,12 @@ class Feeder(threading.Thread):
     """
 
     def __init__(
-        self, source: TimedPushSource, size: tuple[int, int], fps: int, sweep: int
+        self, source: PushSource, takes: TakeLog, size: tuple[int, int], fps: int, sweep: int
     ) -> None:
         super().__init__(name="bench-feeder", daemon=True)
         self.log = _pixelcode.SendLog()
         self._source = source
+        self._takes = takes
         self._size = size
         self._period = (1.0 + 1.0 / max(sweep, 1)) / fps
         self._stop_event = threading.Event()
@@ -178,9 +170,10 @@ class Feeder(threading.Thread):
                 return
             self.log.record(seq, time.monotonic())
             try:
-                self._source.send_numbered(frame, seq)
+                number = self._source.send(frame)
             except Exception:
                 return  # the session closed under us: the run is over
+            self._takes.sent(seq, number)
             seq += 1
             # Fell behind by more than a frame (busy machine): skip ahead rather than burst.
             late = int((time.monotonic() - start) / self._period) - seq
@@ -211,28 +204,24 @@ class Recorder:
     take_wait: list[float] = field(default_factory=list)  # send -> the track takes it
     to_sdk: list[float] = field(default_factory=list)  # taken (or send) -> FrameInfo.received_at
     hop: list[float] = field(default_factory=list)  # received_at -> the user holds the array
-    taken: dict[int, float] = field(default_factory=dict)
+    takes: TakeLog | None = None
 
     def begin(
-        self,
-        log: _pixelcode.SendLog,
-        start: float,
-        end: float,
-        taken: dict[int, float] | None = None,
+        self, log: _pixelcode.SendLog, start: float, end: float, takes: TakeLog | None = None
     ) -> None:
         """A new window (and a new session, with its own sequence numbers)."""
         self.log, self.window, self.first_seen = log, (start, end), {}
-        self.taken = taken if taken is not None else {}
+        self.takes = takes
 
     def frame(self, array: Any, at: float, received_at: float | None = None) -> None:
         inside = self.window[0] <= at < self.window[1]
         if inside:
             self.frames += 1
-        seq16 = _pixelcode.read(array)
-        if seq16 is None:
+        code = timecode.read_number(array)
+        if code is None:
             self.unreadable += inside
             return
-        seq = _pixelcode.unwrap(seq16, self.log.last)
+        seq = timecode.unwrap(code, self.log.last)
         sent = self.log.times.get(seq)
         if sent is None or seq in self.first_seen:
             return  # a repeat of a frame already seen (the emulator repeats when idle)
@@ -240,7 +229,7 @@ class Recorder:
         if inside:
             self.new_frames += 1
             self.latencies.append(at - sent)
-            taken = self.taken.get(seq)
+            taken = self.takes.get(seq) if self.takes is not None else None
             if taken is not None:
                 self.take_wait.append(taken - sent)
             if received_at is not None:
@@ -306,7 +295,8 @@ def run_sdk(
     for _ in range(sessions):
         window = _window(emulator)
         window.mark()  # the peak includes connecting
-        source = TimedPushSource()
+        takes = TakeLog()
+        source = PushSource(on_taken=takes.taken)
         session = client.realtime.connect(
             profile.definition(),
             source,
@@ -314,7 +304,9 @@ def run_sdk(
             transport=transport,  # type: ignore[arg-type]
             timeout=CONNECT_TIMEOUT,
         )
-        feeder = Feeder(source, profile.in_size, profile.fps, sweep=round(profile.fps * share))
+        feeder = Feeder(
+            source, takes, profile.in_size, profile.fps, sweep=round(profile.fps * share)
+        )
         try:
             with session.frames() as consumer:
                 feeder.start()
@@ -325,7 +317,7 @@ def run_sdk(
                     if not measuring and now >= phase_end:
                         measuring, phase_end = True, now + share
                         window.start()
-                        recorder.begin(feeder.log, now, phase_end, source.taken)
+                        recorder.begin(feeder.log, now, phase_end, takes)
                         dropped_before = (consumer.dropped, source.frames_dropped)
                     elif measuring and now >= phase_end:
                         break

@@ -26,10 +26,10 @@ import av
 from decart_sync._redact import redact
 from decart_sync.client import DecartClient
 from decart_sync.commands._common import EXIT_INTERRUPTED, EXIT_RUNTIME
-from decart_sync.commands._timecode import StampedPattern
 from decart_sync.errors import DecartSDKError, DecartTimeoutError, SessionClosedError
 from decart_sync.media.recorder import RecordingResult, SessionRecorder
 from decart_sync.media.sources import VideoSource
+from decart_sync.media.timecode import StampedPattern
 from decart_sync.models import ModelDefinition
 from decart_sync.realtime._session import RealtimeClient
 

@@ -4,7 +4,7 @@ It starts the local emulator in this process, streams a synthetic test pattern t
 WebRTC session, switches the prompt halfway (two visibly different styles), records what comes
 back to an MP4, and reports frames, rates and per-frame latency. Latency is measured for real:
 every input frame carries its number as a barcode along its bottom edge, and the demo reads it
-back out of the transformed frames (see ``_timecode``).
+back out of the transformed frames (see :mod:`decart_sync.media.timecode`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from decart_sync.commands._common import (
     run_command,
 )
 from decart_sync.commands._live import LivePlan, Progress, finish, stream_session
-from decart_sync.commands._timecode import StampedPattern
+from decart_sync.media.timecode import StampedPattern
 
 DEFAULT_SECONDS = 10.0
 # Two styles that look nothing alike: pencil lines on white paper, then a dark scene with

@@ -30,8 +30,8 @@ from decart_sync.commands._common import (
     run_command,
 )
 from decart_sync.commands._live import LivePlan, Progress, finish, stream_session
-from decart_sync.commands._timecode import StampedPattern
 from decart_sync.media.sources import VideoSource, camera, video_file
+from decart_sync.media.timecode import StampedPattern
 
 SYNTHETIC = "synthetic"
 CAMERA_PREFIX = "camera:"

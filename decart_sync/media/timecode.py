@@ -1,10 +1,18 @@
-"""A frame number drawn into the demo's input as a barcode, and read back from the output.
+"""A frame number drawn into a video frame as a barcode, and read back after the trip: how to
+measure real end-to-end latency per frame when you own the input.
 
-The demo owns its input, so it can measure real end-to-end latency per frame: it stamps each
-input frame with its number, notes when the frame was handed to the session, and looks for the
-number in the transformed frames that come back. Latency is then "received at" minus "sent at"
-for the first output frame that carries each number. The benchmarks measure their latency with
-the same code (``benchmarks/_pixelcode.py`` holds only their bookkeeping around it).
+Stamp each input frame with its number, note when the session took it, and look for the number
+in the transformed frames that come back: latency is "received at" minus "sent at" for the
+first output frame that carries each number. ``decart-sync demo`` and ``decart-sync run --input
+synthetic`` measure their latency this way, and so do the benchmarks.
+
+* :class:`StampedPattern` does all of it for the synthetic test pattern: hand ``.source()`` to
+  ``connect()``, then :meth:`StampedPattern.read` each output frame and look its send time up
+  with :meth:`StampedPattern.sent_at`.
+* With your own frames, :class:`Timecode` stamps and reads numbers (:meth:`Timecode.stamp`,
+  :meth:`Timecode.read`); :func:`stamped_test_pattern` and :func:`read_number` do it for a
+  frame of the test pattern and a received frame; :func:`unwrap` turns a code (the number
+  modulo :data:`MODULUS`) back into the full number.
 
 The code has to survive two lossy video encodes, rescaling to the model's size and every
 emulator effect (inverted tones, pencil shading, a dark neon scene, posterized blocks, a strong
@@ -24,6 +32,7 @@ by comparing cells with each other, never with a fixed threshold:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,7 +44,17 @@ import numpy.typing as npt
 from decart_sync.media.sources import IterableSource, Pacing
 from decart_sync.media.test_pattern import render_test_pattern
 
-__all__ = ["CELLS", "MODULUS", "NUMBER_BITS", "StampedPattern", "Timecode", "luma_plane"]
+__all__ = [
+    "CELLS",
+    "MODULUS",
+    "NUMBER_BITS",
+    "StampedPattern",
+    "Timecode",
+    "luma_plane",
+    "read_number",
+    "stamped_test_pattern",
+    "unwrap",
+]
 
 NUMBER_BITS = 12
 CHECK_BITS = 3
@@ -116,6 +135,37 @@ class Timecode:
         return number if _check_value(number) == check else None
 
 
+@functools.lru_cache(maxsize=16)
+def _timecode(width: int, height: int) -> Timecode:
+    return Timecode(width, height)
+
+
+def stamped_test_pattern(
+    number: int, width: int, height: int, seed: int = 0
+) -> npt.NDArray[np.uint8]:
+    """Frame ``number`` of the moving test pattern (:func:`~decart_sync.media.render_test_pattern`)
+    with ``number`` stamped in it: content that changes every frame, as a camera's does, so
+    the encoder has real work to do."""
+    image = render_test_pattern(number, width, height, seed)
+    _timecode(width, height).stamp(image, number)
+    return image
+
+
+def read_number(image: npt.NDArray[Any]) -> int | None:
+    """The code (a number modulo :data:`MODULUS`) stamped in a received frame, or None if it
+    cannot be read with confidence. ``image`` is HxWx3 (any channel order) or HxW grey, at the
+    size it was stamped at or resized to the same aspect (as a model's output is)."""
+    height, width = image.shape[:2]
+    return _timecode(width, height).read(image)
+
+
+def unwrap(code: int, near: int) -> int:
+    """The full number whose code (the number modulo :data:`MODULUS`) is ``code``, closest to
+    ``near`` (the newest number sent, say): numbers outlive the code's range in long runs."""
+    base = near - near % MODULUS + code
+    return min((base - MODULUS, base, base + MODULUS), key=lambda value: abs(value - near))
+
+
 def luma_plane(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
     """A read-only view of a yuv420p frame's luma plane (no copy, nothing converted, so it is
     safe on a frame that other readers of the session share)."""
@@ -144,8 +194,7 @@ class StampedPattern:
     def __iter__(self) -> Iterator[npt.NDArray[np.uint8]]:
         number = 0
         while True:
-            image = render_test_pattern(number, *self._size, self._seed)
-            self.timecode.stamp(image, number)
+            image = stamped_test_pattern(number, *self._size, self._seed)
             # Stamped as late as possible: this is when the SDK takes the frame.
             self._sent[number % MODULUS] = (number, time.monotonic())
             yield image
