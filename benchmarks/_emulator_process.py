@@ -29,7 +29,7 @@ from typing import IO
 
 import _common
 
-from decart_sync.emulator.cli import model_profile
+from decart_sync.commands.model_spec import model_profile
 
 READY_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 10.0

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from decart_sync import models
 from decart_sync._redact import redact
 from decart_sync.errors import (
     DecartSDKError,
@@ -39,7 +38,6 @@ __all__ = [
     "CommandError",
     "api_key_from_env",
     "check_seconds",
-    "model_option",
     "output_path",
     "run_command",
 ]
@@ -137,18 +135,6 @@ def api_key_from_env() -> str:
             EXIT_USAGE,
         )
     return key
-
-
-def model_option(name: str) -> models.ModelDefinition:
-    """``--model`` as a known model, or a usage error listing the names it takes (the SDK's own
-    error suggests building a ModelDefinition, which a command line cannot do)."""
-    try:
-        return models.realtime(name)
-    except ModelNotFoundError:
-        names = ", ".join(models.realtime_model_names())
-        raise CommandError(
-            f"unknown model {name!r}; --model takes one of: {names}", EXIT_USAGE
-        ) from None
 
 
 def check_seconds(seconds: float) -> float:

@@ -22,11 +22,11 @@ from decart_sync.commands._common import (
     CommandError,
     add_transport_argument,
     check_seconds,
-    model_option,
     output_path,
     run_command,
 )
 from decart_sync.commands._live import LivePlan, Progress, finish, stream_session
+from decart_sync.commands.model_spec import model_spec, registered
 from decart_sync.media.timecode import StampedPattern
 
 DEFAULT_SECONDS = 10.0
@@ -64,7 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the style switched to halfway (default: {DEFAULT_SECOND_PROMPT})",
     )
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"realtime model (default: {DEFAULT_MODEL})"
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="NAME|NAME:WxH@FPS",
+        help=f"realtime model: a registered name, or a profile such as my-model:640x352@30 "
+        f"(what `decart-sync emulator --model` serves) (default: {DEFAULT_MODEL})",
     )
     parser.add_argument(
         "--output",
@@ -112,7 +116,8 @@ def _demo(args: argparse.Namespace) -> int:
         if not text.strip():
             raise CommandError(f"{option} must not be empty", EXIT_USAGE)
     # The session sends at the input's size; the emulator still answers at the model's size.
-    model = attrs.evolve(model_option(args.model), width=width, height=height)
+    chosen = model_spec(args.model)
+    model = attrs.evolve(chosen, width=width, height=height)
     try:
         pattern = StampedPattern(width, height)
     except ValueError as error:
@@ -124,7 +129,8 @@ def _demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     with (
-        Emulator() as emulator,
+        # A profile is served as `decart-sync emulator --model` serves it.
+        Emulator(extra_models=() if registered(chosen) else (chosen,)) as emulator,
         DecartClient(
             api_key=emulator.api_key, base_url=emulator.url, realtime_base_url=emulator.realtime_url
         ) as client,

@@ -25,11 +25,11 @@ from decart_sync.commands._common import (
     add_transport_argument,
     api_key_from_env,
     check_seconds,
-    model_option,
     output_path,
     run_command,
 )
 from decart_sync.commands._live import LivePlan, Progress, finish, stream_session
+from decart_sync.commands.model_spec import model_spec
 from decart_sync.media.sources import VideoSource, camera, video_file
 from decart_sync.media.timecode import StampedPattern
 
@@ -58,7 +58,11 @@ The API key comes from DECART_API_KEY. Against a local emulator:
     parser.add_argument("--prompt", help="the style to apply")
     parser.add_argument("--image", metavar="FILE|URL", help="a reference image")
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"realtime model (default: {DEFAULT_MODEL})"
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="NAME|NAME:WxH@FPS",
+        help=f"realtime model: a registered name, or a profile such as my-model:640x352@30 "
+        f"(what `decart-sync emulator --model` serves) (default: {DEFAULT_MODEL})",
     )
     parser.add_argument(
         "--base-url",
@@ -118,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    model = model_option(args.model)
+    model = model_spec(args.model)
     if args.prompt is None and args.image is None:
         raise CommandError("give a --prompt, an --image, or both", EXIT_USAGE)
     seconds = None if args.seconds is None else check_seconds(args.seconds)

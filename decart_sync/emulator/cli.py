@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import signal
 import sys
@@ -11,33 +10,13 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from decart_sync.commands.model_spec import model_profile, profile_text
 from decart_sync.emulator.auth import DEFAULT_API_KEY
-from decart_sync.errors import DecartSDKError
-from decart_sync.models import ModelDefinition
 
 if TYPE_CHECKING:
     from decart_sync.emulator.handle import Emulator
 
 DEFAULT_PORT = 8765
-_PROFILE = re.compile(r"^(?P<name>[^:\s]+):(?P<width>\d+)x(?P<height>\d+)@(?P<fps>\d+)$")
-
-
-def model_profile(text: str) -> ModelDefinition:
-    """``NAME:WIDTHxHEIGHT@FPS`` (e.g. ``my-model:640x352@30``) as a model served at
-    ``/v1/stream``; an argparse type, so a bad profile is a usage error."""
-    match = _PROFILE.match(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"expected NAME:WIDTHxHEIGHT@FPS, got {text!r}")
-    try:
-        return ModelDefinition(
-            match["name"],
-            "/v1/stream",
-            int(match["fps"]),
-            int(match["width"]),
-            int(match["height"]),
-        )
-    except DecartSDKError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +87,12 @@ def _banner(emulator: Emulator) -> str:
             ("DECART_REALTIME_BASE_URL", emulator.realtime_url),
         )
     )
+    runs = "".join(
+        f"\n    decart-sync run --model {profile_text(model)} ..."
+        for model in emulator.extra_models
+    )
+    if runs:
+        exports += f"\n\nand name an extra model to decart-sync run by its profile:\n{runs}"
     # connect("my-model") knows only the registry: an extra model must be registered first.
     registrations = "".join(f"\n    models.register({model!r})" for model in emulator.extra_models)
     imports = "DecartClient, ModelDefinition, models" if registrations else "DecartClient"
