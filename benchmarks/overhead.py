@@ -57,6 +57,8 @@ READ_TIMEOUT = 3.0
 FPS_RATIO_GOAL = 0.98
 ADDED_P50_GOAL_MS = 1.0
 ADDED_P99_GOAL_MS = 5.0
+#: How often both clients sample the process's RSS while measuring.
+POLL_INTERVAL = 0.1
 
 
 class Tally:
@@ -106,7 +108,7 @@ def run_raw(
         now = time.monotonic()
         tally.window = (now, now + duration)
         while time.monotonic() < now + duration:
-            time.sleep(0.1)
+            time.sleep(POLL_INTERVAL)
             window.poll()
         figures = window.stop()["process"]
     finally:
@@ -140,13 +142,16 @@ def run_sdk(
         now = time.monotonic()
         tally.window = (now, now + duration)
         dropped_before = consumer.dropped
+        next_poll = now
         while True:
             info = consumer.get_info(timeout=READ_TIMEOUT)
             ready = time.monotonic()
             if ready >= now + duration:
                 break
             tally.add(info.received_at, ready)
-            window.poll()
+            if ready >= next_poll:  # as often as run_raw polls, not per frame: same meter cost
+                window.poll()
+                next_poll = ready + POLL_INTERVAL
         figures = window.stop()["process"]
         figures["dropped_by_consumer"] = consumer.dropped - dropped_before
     return tally, figures

@@ -59,6 +59,7 @@ DEFAULT_CODEC: Final = "h264"
 _FETCH_TIMEOUT: Final = 15.0
 #: Decoded frames the room's video stream may hold for the loop (about 0.1 s at 30 fps).
 _STREAM_CAPACITY: Final = 3
+_I420: Final = rtc.VideoBufferType.I420
 
 #: Fetches a viewer's room credentials (``POST /watch-stream/{room}``), fresh on every connect.
 ViewerTicket = Callable[[], Awaitable[_protocol.LiveKitRoomInfoMessage]]
@@ -109,6 +110,71 @@ def is_livekit_join_refusal(text: str) -> bool:
 def _consume_outcome(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def _i420_planes(width: int, height: int) -> tuple[tuple[int, int], ...]:
+    """(width, height) of the Y, U and V planes of an I420 picture, in their order in memory."""
+    chroma = ((width + 1) // 2, (height + 1) // 2)
+    return ((width, height), chroma, chroma)
+
+
+def _plane_pixels(plane: Any, width: int, height: int) -> np.ndarray[Any, Any]:
+    """A view of one plane of an ``av.VideoFrame``, without the padding at its rows' ends."""
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+    return rows[:height, :width]
+
+
+def _as_av_frame(frame: rtc.VideoFrame) -> av.VideoFrame:
+    """A received I420 frame as the ``av.VideoFrame`` the hub takes, without copying its pixels:
+    the frame views the buffer the ``livekit`` SDK copied them into, and keeps it alive."""
+    width, height = frame.width, frame.height
+    data = np.frombuffer(frame.data, np.uint8)
+    if width % 2 == 0 and height % 2 == 0:
+        # I420 is the layout PyAV's yuv420p takes as one (height * 3/2, width) array.
+        planes = data[: width * height * 3 // 2].reshape(height * 3 // 2, width)
+        return av.VideoFrame.from_numpy_buffer(planes, format="yuv420p")
+    # Odd sizes round the chroma planes up, which that layout cannot say: copy plane by plane.
+    picture = av.VideoFrame(width, height, "yuv420p")
+    offset = 0
+    for plane, (w, h) in zip(picture.planes, _i420_planes(width, height), strict=True):
+        _plane_pixels(plane, w, h)[...] = data[offset : offset + w * h].reshape(h, w)
+        offset += w * h
+    return picture
+
+
+class _I420Packer:
+    """Packs a yuv420p ``av.VideoFrame`` into the contiguous I420 buffer ``capture_frame`` reads.
+
+    One copy per frame, into a buffer reused for every frame: ``capture_frame`` copies the pixels
+    into libwebrtc's own buffer before it returns. (``to_ndarray()`` allocates a new array per
+    frame, and ``rtc.VideoFrame`` copies a multi-dimensional array's ``memoryview`` once more.)
+    """
+
+    def __init__(self) -> None:
+        self._size: tuple[int, int] | None = None
+        self._buffer = bytearray()
+        self._planes: list[np.ndarray[Any, Any]] = []
+
+    def pack(self, frame: av.VideoFrame) -> rtc.VideoFrame:
+        if frame.format.name != "yuv420p":
+            frame = frame.reformat(format="yuv420p")
+        width, height = frame.width, frame.height
+        if self._size != (width, height):
+            self._layout(width, height)
+        for plane, target in zip(frame.planes, self._planes, strict=True):
+            rows, columns = target.shape
+            np.copyto(target, _plane_pixels(plane, columns, rows))
+        return rtc.VideoFrame(width, height, _I420, self._buffer)
+
+    def _layout(self, width: int, height: int) -> None:
+        sizes = _i420_planes(width, height)
+        self._buffer = bytearray(sum(w * h for w, h in sizes))
+        whole = np.frombuffer(self._buffer, np.uint8)
+        self._planes, offset = [], 0
+        for w, h in sizes:
+            self._planes.append(whole[offset : offset + w * h].reshape(h, w))
+            offset += w * h
+        self._size = (width, height)
 
 
 class LiveKitMedia:
@@ -253,37 +319,26 @@ class LiveKitMedia:
             track,
             loop=asyncio.get_running_loop(),
             capacity=_STREAM_CAPACITY,
-            format=rtc.VideoBufferType.I420,
+            format=_I420,
         )
         self._streams.append(stream)
         self._connection.spawn(self._drain(stream), "read-room-video")
 
     async def _drain(self, stream: rtc.VideoStream) -> None:
         async for event in stream:
-            frame = event.frame
-            width, height = frame.width, frame.height
-            planes = np.frombuffer(frame.data, np.uint8)
-            # I420 is the layout PyAV's yuv420p takes as one (height * 3/2, width) array.
-            picture = av.VideoFrame.from_ndarray(
-                planes[: width * height * 3 // 2].reshape(height * 3 // 2, width),
-                format="yuv420p",
-            )
-            self._connection.deliver_frame(picture)
+            self._connection.deliver_frame(_as_av_frame(event.frame))
 
     async def _pump(self, track: MediaStreamTrack, source: rtc.VideoSource) -> None:
         """The session's source, paced and converted as for any transport, into the room."""
+        packer = _I420Packer()
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
             assert isinstance(frame, av.VideoFrame)
-            planes = frame.to_ndarray()  # yuv420p: one contiguous I420 array
-            lk_frame = rtc.VideoFrame(
-                frame.width, frame.height, rtc.VideoBufferType.I420, planes.data
-            )
             seconds = frame.time or 0.0  # the pacer's stamp, on the track's clock
-            source.capture_frame(lk_frame, timestamp_us=int(seconds * 1_000_000))
+            source.capture_frame(packer.pack(frame), timestamp_us=int(seconds * 1_000_000))
 
     def _on_disconnected(self, reason: Any = None) -> None:
         if not self._closing:
