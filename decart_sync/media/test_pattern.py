@@ -4,13 +4,21 @@ large frame counter.
 Frame ``n`` is a pure function of ``(n, width, height, seed)``, so a test can render the frame it
 expects and compare, and a person watching the output can read the counter to see which input
 frame an output frame came from. Rendering is cheap because everything that does not move is
-computed once per ``(width, height, seed)`` and cached; a frame is one copy of the backdrop plus a
-few small masked writes.
+computed once per ``(width, height, seed)``; a frame is one copy of the backdrop plus a few small
+masked writes.
+
+That fixed part (the backdrop is a whole frame: 2.8 MB at 1280x720) lives as long as something
+renders with it: a :class:`PatternRenderer` (what the ``test_pattern()`` source holds) keeps it,
+renderers of the same size and seed share it, and it is freed with the last of them, so a closed
+session leaves no frame behind. :func:`render_test_pattern` keeps the two most recent for callers
+that draw frame after frame without a renderer of their own.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import weakref
 
 import attrs
 import numpy as np
@@ -18,7 +26,7 @@ import numpy.typing as npt
 
 from decart_sync.errors import InvalidInputError
 
-__all__ = ["render_test_pattern"]
+__all__ = ["PatternRenderer", "render_test_pattern"]
 
 Image = npt.NDArray[np.uint8]
 
@@ -105,8 +113,21 @@ def _background(width: int, height: int, rng: np.random.Generator) -> Image:
     return image
 
 
-@functools.lru_cache(maxsize=8)
+_layouts: weakref.WeakValueDictionary[tuple[int, int, int], _Layout] = weakref.WeakValueDictionary()
+_layouts_lock = threading.Lock()
+
+
 def _layout(width: int, height: int, seed: int) -> _Layout:
+    """The fixed part for this size and seed: shared while any renderer holds it."""
+    key = (width, height, seed)
+    with _layouts_lock:
+        layout = _layouts.get(key)
+        if layout is None:
+            layout = _layouts[key] = _make_layout(width, height, seed)
+        return layout
+
+
+def _make_layout(width: int, height: int, seed: int) -> _Layout:
     rng = np.random.default_rng(seed)
     background = _background(width, height, rng)
     background.setflags(write=False)
@@ -167,29 +188,51 @@ def _draw_counter(image: Image, n: int, layout: _Layout) -> None:
         cell[...] = layout.glyphs[digit][: cell.shape[0], : cell.shape[1]]
 
 
+def _check_int(name: str, value: object, low: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
+        bound = f" >= {low}" if low is not None else ""
+        raise InvalidInputError(f"test pattern {name} must be an int{bound}, got {value!r}")
+
+
+class PatternRenderer:
+    """The test pattern at one size and seed; holds its fixed part while it lives."""
+
+    def __init__(self, width: int, height: int, seed: int = 0) -> None:
+        _check_int("width", width, _MIN_SIDE)
+        _check_int("height", height, _MIN_SIDE)
+        _check_int("seed", seed, None)
+        self.width, self.height, self.seed = width, height, seed
+        self._layout = _layout(width, height, seed)
+
+    def render(self, n: int) -> Image:
+        """Frame ``n``, as a new ``height x width x 3`` uint8 BGR array."""
+        _check_int("n", n, 0)
+        layout = self._layout
+        image: Image = layout.background.copy()
+        for sprite in layout.sprites:
+            x, y = sprite.position(n)
+            side = sprite.mask.shape[0]
+            region = image[y : y + side, x : x + side]
+            # A copy with a broadcast mask is cheaper than fancy indexing with a boolean array.
+            np.copyto(region, sprite.color, where=sprite.mask[: region.shape[0], : region.shape[1]])
+        _draw_counter(image, n, layout)
+        return image
+
+
+@functools.lru_cache(maxsize=2)
+def _recent_renderer(width: int, height: int, seed: int) -> PatternRenderer:
+    return PatternRenderer(width, height, seed)
+
+
 def render_test_pattern(n: int, width: int, height: int, seed: int = 0) -> Image:
     """Frame ``n`` of the test pattern, as a new ``height x width x 3`` uint8 BGR array.
 
     The same arguments always give the same pixels. The frame counter (top left) shows the last
-    six digits of ``n``.
+    six digits of ``n``. Drawing many frames, a :class:`PatternRenderer` of your own does the
+    same without this function's small cache.
     """
-    for name, value, low in (
-        ("n", n, 0),
-        ("width", width, _MIN_SIDE),
-        ("height", height, _MIN_SIDE),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InvalidInputError(f"test pattern {name} must be an int >= {low}, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidInputError(f"test pattern seed must be an int, got {seed!r}")
-
-    layout = _layout(width, height, seed)
-    image: Image = layout.background.copy()
-    for sprite in layout.sprites:
-        x, y = sprite.position(n)
-        side = sprite.mask.shape[0]
-        region = image[y : y + side, x : x + side]
-        # A copy with a broadcast mask is cheaper than fancy indexing with a boolean array.
-        np.copyto(region, sprite.color, where=sprite.mask[: region.shape[0], : region.shape[1]])
-    _draw_counter(image, n, layout)
-    return image
+    _check_int("n", n, 0)
+    for name, value in (("width", width), ("height", height), ("seed", seed)):
+        # Checked before the cache sees them: unhashable or wrong values get a clear error.
+        _check_int(name, value, _MIN_SIDE if name != "seed" else None)
+    return _recent_renderer(width, height, seed).render(n)

@@ -19,7 +19,7 @@ import concurrent.futures
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -183,6 +183,20 @@ class ConnectionPlan:
     fallback: bool = False
     #: A LiveKit viewer's room credentials, fetched afresh for each connection.
     viewer_ticket: Any = None
+
+
+class _NoListener:
+    """Where a closed connection's late callbacks go: nowhere."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return _ignore
+
+
+def _ignore(*args: object) -> None:
+    pass
+
+
+_NO_LISTENER = cast(ConnectionListener, _NoListener())
 
 
 class Connection:
@@ -472,3 +486,8 @@ class Connection:
         if signaling is not None:
             await signaling.close()
         await self._tasks.cancel_all(timeout=2)
+        # A closed connection's own reference cycles (media, tasks, the peer connection) may wait
+        # for the cycle collector; they must not keep the session's controller, frame hub and
+        # source (a whole frame or more, in native memory) alive with them.
+        self._listener = _NO_LISTENER
+        self.plan = attrs.evolve(self.plan, source=None)

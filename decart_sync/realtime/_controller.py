@@ -54,7 +54,7 @@ class SessionController:
         policy: ReconnectPolicy | None = None,
         connect_timeout: float = 30.0,
         on_remote_stream: Callable[[Any], None] | None = None,
-        remote_stream_handle: Any = None,
+        remote_stream_handle: Callable[[], Any] | None = None,
     ) -> None:
         self.role = plan.role
         self._plan = plan
@@ -207,10 +207,10 @@ class SessionController:
         self.fps_out.record()
         if not self._remote_stream_announced:
             self._remote_stream_announced = True
+            # The handle is a weak reference to the session (the session owns this controller).
+            handle = self._remote_stream_handle() if self._remote_stream_handle else None
             if self._on_remote_stream is not None:
-                self._emitter.call(
-                    self._on_remote_stream, self._remote_stream_handle, "on_remote_stream"
-                )
+                self._emitter.call(self._on_remote_stream, handle, "on_remote_stream")
 
     def on_lost(self, connection: Connection, error: DecartSDKError) -> None:
         if not self._current(connection):

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from decart_sync import _protocol
+from decart_sync import _allocator, _protocol
 from decart_sync._loop import LoopThread, default_loop
 from decart_sync._protocol import OMITTED
 from decart_sync._redact import SecretText, get_logger, register_secret
@@ -71,6 +72,31 @@ def _check_api_key(api_key: object) -> str:
     return SecretText(api_key.strip())
 
 
+def _refuse_loop_thread(loop_thread: LoopThread) -> None:
+    if loop_thread.in_loop_thread():
+        raise LoopThreadError(
+            "a blocking frame read on the SDK's loop thread would stop the frames it waits "
+            "for; read frames from your own thread"
+        )
+
+
+class _StateBoard:
+    """The session's connection state: written on the loop thread (before each state's event
+    is posted), waited on by user threads. The controller writes here rather than through the
+    session, so nothing the session owns points back at it: a closed session, with its source
+    and buffers, is freed as soon as the user drops it, without waiting for the cycle
+    collector (benchmarks/memory.py)."""
+
+    def __init__(self) -> None:
+        self.state = "disconnected"
+        self.changed = threading.Condition()
+
+    def set(self, state: str) -> None:
+        with self.changed:
+            self.state = state
+            self.changed.notify_all()
+
+
 class _Session:
     """What producers and viewers share: state, events, frames, stats, lifecycle."""
 
@@ -94,25 +120,24 @@ class _Session:
     ) -> None:
         self._loop_thread = loop_thread
         self._label = label
-        self._state: str = "disconnected"
-        self._state_changed = threading.Condition()
+        self._board = _StateBoard()
         self._closed = False
         self._close_lock = threading.Lock()
         self._owned_source: VideoSource | None = None
         self._source: VideoSource | None = None
         self._default_consumer: FrameConsumer | None = None  # the last one made, for stats
         self._per_thread = threading.local()
-        self._hub = FrameHub(blocking_guard=self._refuse_loop_thread)
+        self._hub = FrameHub(blocking_guard=functools.partial(_refuse_loop_thread, loop_thread))
         self._emitter = EventEmitter(loop_thread.dispatcher.channel(label), self._events)
         self._controller = SessionController(
             plan=plan,
             hub=self._hub,
             emitter=self._emitter,
-            on_state=self._on_state,
+            on_state=self._board.set,
             policy=policy,
             connect_timeout=connect_timeout,
             on_remote_stream=on_remote_stream,
-            remote_stream_handle=self,
+            remote_stream_handle=weakref.ref(self),
         )
         self._exit_closer: Callable[[], None] = lambda: None
         self._input_samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
@@ -120,18 +145,9 @@ class _Session:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _refuse_loop_thread(self) -> None:
-        if self._loop_thread.in_loop_thread():
-            raise LoopThreadError(
-                "a blocking frame read on the SDK's loop thread would stop the frames it waits "
-                "for; read frames from your own thread"
-            )
-
-    def _on_state(self, state: str) -> None:
-        # Called on the loop thread for every state change, before the event is posted.
-        with self._state_changed:
-            self._state = state
-            self._state_changed.notify_all()
+    @property
+    def _state(self) -> str:
+        return self._board.state
 
     def _open(self, initial: AckedState, timeout: float) -> None:
         """Run the controller's first connect; on failure release everything and re-raise."""
@@ -143,6 +159,7 @@ class _Session:
                 session.disconnect()
 
         self._exit_closer = close_at_exit
+        _allocator.session_opened()
         try:
             self._loop_thread.run(self._controller.start(initial), timeout + _MARGIN)
         except BaseException:
@@ -156,6 +173,7 @@ class _Session:
             self._owned_source.close()
         self._hub.close()
         self._loop_thread.release()
+        _allocator.session_closed()
 
     # ------------------------------------------------------------------ state
 
@@ -175,9 +193,9 @@ class _Session:
         if state not in ("connecting", "connected", "generating", "reconnecting", "disconnected"):
             raise InvalidInputError(f"unknown state {state!r}")
         timeout = wait_timeout(timeout)
-        self._refuse_loop_thread()
-        with self._state_changed:
-            ok = self._state_changed.wait_for(
+        _refuse_loop_thread(self._loop_thread)
+        with self._board.changed:
+            ok = self._board.changed.wait_for(
                 lambda: (
                     self._state == state
                     or (self._state == "disconnected" and self._closed_for_good())

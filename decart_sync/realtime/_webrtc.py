@@ -44,7 +44,6 @@ class WebRTCMedia:
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        plan = connection.plan
         self._loopback = _ice.is_loopback_host(connection.host)
         self._gather_on = [_ice.loopback_address_for(connection.host)] if self._loopback else None
         self._pc: RTCPeerConnection | None = None
@@ -52,7 +51,6 @@ class WebRTCMedia:
         self._answer: Any = None  # the future the answer's SDP arrives in
         self._remote_candidates: list[_protocol.IceCandidate] = []
         self._remote_description_set = False
-        self._plan = plan
 
     async def connect(self, initial: AckedState | None) -> None:
         """The legacy order: the initial state, acknowledged; then offer, answer, candidates.
@@ -78,7 +76,8 @@ class WebRTCMedia:
         return True
 
     def _create_peer_connection(self) -> RTCPeerConnection:
-        connection, plan = self._connection, self._plan
+        connection = self._connection
+        plan = connection.plan
         configuration = _ice.rtc_configuration(plan.ice_servers, loopback=self._loopback)
         pc = RTCPeerConnection(configuration)
         if connection.role == "producer":

@@ -7,7 +7,7 @@ from fractions import Fraction
 from decart_sync.media.sources._base import VideoSource, check_positive_int
 from decart_sync.media.sources._feed import Pacing
 from decart_sync.media.sources._pull import PullSource
-from decart_sync.media.test_pattern import render_test_pattern
+from decart_sync.media.test_pattern import PatternRenderer
 
 __all__ = ["TestPatternSource", "test_pattern"]
 
@@ -19,17 +19,15 @@ class TestPatternSource(PullSource):
         # Drawn when its frame is due, like a camera's newest frame: a picture drawn ahead would
         # wait for the rate and reach the model older than a live input's.
         super().__init__(f"test pattern {width}x{height}@{fps}", pacing=Pacing.WHEN_DUE)
-        render_test_pattern(0, width, height, seed)  # validates the arguments, warms the cache
-        self._size = (width, height)
+        self._pattern = PatternRenderer(width, height, seed)  # validates the arguments
         self._fps = fps
-        self._seed = seed
         # Seconds of pattern time shown so far; exact, so equal rates map frame k to frame k.
         self._position = Fraction(0)
 
     def _read(self, fps: int) -> object:
         n = int(self._position * self._fps)
         self._position += Fraction(1, fps)
-        return render_test_pattern(n, self._size[0], self._size[1], self._seed)
+        return self._pattern.render(n)
 
 
 def test_pattern(
@@ -37,8 +35,9 @@ def test_pattern(
 ) -> VideoSource:
     """A synthetic, deterministic input: moving coloured shapes and a large frame counter.
 
-    Frame ``n`` is :func:`render_test_pattern` ``(n, width, height, seed)``. The pattern runs at
-    ``fps`` in real time; at a different model rate its frames repeat or are skipped.
+    Frame ``n`` is :func:`~decart_sync.media.render_test_pattern` ``(n, width, height, seed)``.
+    The pattern runs at ``fps`` in real time; at a different model rate its frames repeat or are
+    skipped.
     """
     check_positive_int("fps", fps)
     return TestPatternSource(width, height, fps, seed)

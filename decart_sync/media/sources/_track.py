@@ -96,6 +96,27 @@ class Pacer:
         return pts
 
 
+class _EndedFeed:
+    """What a stopped track reads from instead of its source: nothing, ever."""
+
+    def __init__(self, pacing: Pacing) -> None:
+        self.pacing = pacing
+
+    async def wait_for_news(self, timeout: float | None) -> bool:
+        return True
+
+    async def next_frame(
+        self, width: int, height: int, fps: int, executor: Executor | None
+    ) -> av.VideoFrame | None:
+        raise EndOfStream
+
+    def frame_sent(self) -> None:
+        pass
+
+    def track_ended(self, track: MediaStreamTrack) -> None:
+        pass
+
+
 class SourceTrack(MediaStreamTrack):
     """An aiortc video track fed by one source, paced to ``fps``, at ``width`` x ``height``."""
 
@@ -199,7 +220,12 @@ class SourceTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         super().stop()
-        self._feed.track_ended(self)
+        # The peer connection may keep a stopped track until the cycle collector runs; the
+        # source (and the frames it holds) and the error callback's owner are let go now.
+        feed = self._feed
+        self._feed = _EndedFeed(feed.pacing)
+        self._on_error = None
+        feed.track_ended(self)
 
     async def _fetch(self) -> av.VideoFrame | None:
         """One frame from the feed; None when there is none to send this time."""
