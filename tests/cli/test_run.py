@@ -7,7 +7,8 @@ import pathlib
 import re
 
 import pytest
-from _cli_helpers import SECRET_KEY, assert_one_line_error, run_cli, video_frames
+from _cli_helpers import SECRET_KEY, assert_one_line_error, run_cli
+from _support.decoding import video_frames
 
 from decart_sync.commands.run import still_image_note
 from decart_sync.emulator import Emulator
@@ -34,10 +35,11 @@ def test_synthetic_input_through_a_service(emulator: Emulator, tmp_path: pathlib
     frames = video_frames(output, keep=lambda t: t > 1.5)
     assert len(frames) == recorded > 0
     # The stream stops once its 2 s are up (on a busy machine, noticed a little later), and the
-    # recording holds nothing from after the stop the summary reports.
+    # recording holds exactly the frames the summary reports (the count above). Its clock and
+    # the summary's start at different moments, so their times are not compared.
     elapsed = float(re.search(r"Streamed ([\d.]+) s", out)[1])
     assert elapsed >= 2.0
-    assert 1.5 < frames[-1][0] <= elapsed + 0.05  # the summary rounds to 0.1 s
+    assert frames[-1][0] > 1.5
     # Noir: grey only.
     last = frames[-1][1]
     assert last is not None
