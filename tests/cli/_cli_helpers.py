@@ -3,18 +3,16 @@ what it wrote."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-import av
-import numpy as np
+from _support.processes import offline_env
 
-# The permanent key the CLI tests' emulator accepts: their own, so they can check it is never
-# printed.
+# The permanent key the CLI tests' emulator accepts (tests/cli/conftest.py): their own, so they
+# can check it is never printed.
 SECRET_KEY = "sk-cli-test-permanent-key-0123456789"
 
 
@@ -26,13 +24,6 @@ def console_script() -> str:
     return found
 
 
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment without any DECART_* setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DECART_")}
-    env.update(extra or {})
-    return env
-
-
 def run_cli(
     args: Sequence[str],
     *,
@@ -42,7 +33,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [console_script(), *args],
-        env=clean_env(env),
+        env=offline_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -59,15 +50,3 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *
     assert "Traceback" not in result.stderr + result.stdout
     for word in words:
         assert word in lines[0], lines[0]
-
-
-def video_frames(
-    path: pathlib.Path, keep: Callable[[float], bool] = lambda t: True
-) -> list[tuple[float, np.ndarray | None]]:
-    """(time, BGR pixels) of every frame of a video file; pixels only where ``keep(time)``."""
-    with av.open(str(path)) as container:
-        return [
-            (t, frame.to_ndarray(format="bgr24") if keep(t) else None)
-            for frame in container.decode(video=0)
-            for t in (float(frame.time),)
-        ]

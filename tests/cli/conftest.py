@@ -1,16 +1,14 @@
-"""Fixtures for the CLI tests: an emulator in this process for commands to talk to."""
+"""The CLI tests' emulator is the suite's (tests/conftest.py), holding the CLI's own permanent
+key, so that the tests can check the key never shows in what a command prints."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from _cli_helpers import SECRET_KEY
 
-from decart_sync.emulator import Emulator
 
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(api_keys=(SECRET_KEY,)) as emu:
-        yield emu
+@pytest.fixture
+def emulator_options(emulator_options: dict[str, Any]) -> dict[str, Any]:
+    return {**emulator_options, "api_keys": (SECRET_KEY,)}

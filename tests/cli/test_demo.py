@@ -11,7 +11,9 @@ import time
 
 import numpy as np
 import pytest
-from _cli_helpers import assert_one_line_error, clean_env, console_script, run_cli, video_frames
+from _cli_helpers import assert_one_line_error, console_script, run_cli
+from _support.decoding import video_frames
+from _support.processes import offline_env
 
 SECONDS = 4.0
 
@@ -84,7 +86,7 @@ def test_ctrl_c_stops_cleanly_with_a_valid_recording(tmp_path: pathlib.Path) -> 
     output = tmp_path / "interrupted.mp4"
     process = subprocess.Popen(
         [console_script(), "demo", "--seconds", "60", "--output", str(output)],
-        env=clean_env(),
+        env=offline_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

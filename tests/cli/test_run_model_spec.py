@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
 
 import pytest
-from _cli_helpers import SECRET_KEY, assert_one_line_error, run_cli, video_frames
+from _cli_helpers import SECRET_KEY, assert_one_line_error, run_cli
+from _support.decoding import video_frames
 
 from decart_sync.commands import model_spec
 from decart_sync.emulator import Emulator
@@ -15,13 +15,6 @@ from decart_sync.errors import InvalidInputError, ModelNotFoundError
 from decart_sync.models import ModelDefinition
 
 PROFILE = "cli-custom:320x192@15"
-
-
-@pytest.fixture(scope="module")
-def custom_emulator() -> Iterator[Emulator]:
-    """An emulator serving the custom profile, as ``decart-sync emulator --model`` starts one."""
-    with Emulator(api_keys=(SECRET_KEY,), extra_models=[model_spec.parse_profile(PROFILE)]) as emu:
-        yield emu
 
 
 def test_a_profile_is_a_model_definition_at_the_emulators_stream_path() -> None:
@@ -47,14 +40,16 @@ def test_an_unknown_name_says_what_to_type() -> None:
         model_spec.model_spec("my-model:640x351@30")
 
 
+# Serving the custom profile, as ``decart-sync emulator --model`` does.
+@pytest.mark.emulator(extra_models=[model_spec.parse_profile(PROFILE)])
 def test_run_streams_through_a_custom_model_at_its_size(
-    custom_emulator: Emulator, tmp_path: pathlib.Path
+    emulator: Emulator, tmp_path: pathlib.Path
 ) -> None:
     output = tmp_path / "custom.mp4"
     result = run_cli(
         [
             *("run", "--input", "synthetic", "--prompt", "sketch", "--seconds", "2"),
-            *("--model", PROFILE, "--base-url", custom_emulator.url, "--output", str(output)),
+            *("--model", PROFILE, "--base-url", emulator.url, "--output", str(output)),
         ],
         env={"DECART_API_KEY": SECRET_KEY},
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from _cli_helpers import SECRET_KEY, assert_one_line_error, run_cli
+from _support.sessions import client_of
 
-from decart_sync import DecartClient
 from decart_sync.emulator import Emulator
 from decart_sync.media import test_pattern
 
@@ -23,9 +23,7 @@ def test_prints_a_working_client_token_as_json(emulator: Emulator) -> None:
     assert token["expiresAt"].endswith("Z")
     assert SECRET_KEY not in result.stdout + result.stderr
     # The token is as good as a key for what it allows: it opens a session.
-    with DecartClient(
-        api_key=token["apiKey"], base_url=emulator.url, realtime_base_url=emulator.realtime_url
-    ) as client:
+    with client_of(emulator, api_key=token["apiKey"]) as client:
         session = client.realtime.connect("lucy-2.1", test_pattern(), prompt="x", timeout=20)
         assert session.is_connected()
         session.disconnect()

@@ -1,4 +1,6 @@
-"""Fixtures for the emulator's tests: a shared media loop and raw clients that always close."""
+"""Fixtures for the emulator's tests: a shared media loop and raw clients that always close.
+The ``emulator`` they connect to is the suite's (tests/conftest.py): unconfigured, it is our
+pytest plugin's ``decart_emulator``, so these tests check that fixture too."""
 
 from __future__ import annotations
 
@@ -16,12 +18,6 @@ def media() -> Iterator[MediaLoop]:
     loop = MediaLoop()
     yield loop
     loop.close()
-
-
-@pytest.fixture
-def emulator(decart_emulator: Emulator) -> Emulator:
-    """The plugin's fixture: the tests also check that it works."""
-    return decart_emulator
 
 
 @pytest.fixture

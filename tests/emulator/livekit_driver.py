@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/_pictures.py
-from _pictures import difference, pattern
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/_support
+from _support.pictures import difference, pattern
+from _support.waiting import until
 from livekit import rtc
 from livekit_server import RoomServer
 
@@ -40,14 +41,6 @@ EFFECT_MINIMUM = 30.0
 CONNECT_TIMEOUT = 30.0
 WAIT_TIMEOUT = 45.0
 FPS = 30
-
-
-async def until(predicate: Callable[[], bool], what: str, timeout: float = WAIT_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Receiver:
@@ -125,10 +118,15 @@ async def media(server: RoomServer) -> dict[str, Any]:
     }
     viewer = rtc.Room()
     try:
-        await until(lambda: received.count >= 60, "60 frames from the inference server")
+        await until(
+            lambda: received.count >= 60,
+            what="60 frames from the inference server",
+            timeout=WAIT_TIMEOUT,
+        )
         await until(
             lambda: received.looks(picture, lambda d: d < PASSTHROUGH_TOLERANCE),
-            "the passthrough picture",
+            what="the passthrough picture",
+            timeout=WAIT_TIMEOUT,
         )
         assert received.latest is not None
         result["frames"] = received.count
@@ -140,7 +138,9 @@ async def media(server: RoomServer) -> dict[str, Any]:
 
         server.set_prompt("sketch")
         await until(
-            lambda: received.looks(picture, lambda d: d > EFFECT_MINIMUM), "the sketch effect"
+            lambda: received.looks(picture, lambda d: d > EFFECT_MINIMUM),
+            what="the sketch effect",
+            timeout=WAIT_TIMEOUT,
         )
         result["effect_difference"] = difference(received.latest, picture)
 
@@ -151,9 +151,13 @@ async def media(server: RoomServer) -> dict[str, Any]:
         await asyncio.wait_for(
             viewer.connect(viewer_ticket.livekit_url, viewer_ticket.token), CONNECT_TIMEOUT
         )
-        await until(lambda: watched.count >= 30, "30 frames on the viewer")
         await until(
-            lambda: watched.looks(picture, lambda d: d > EFFECT_MINIMUM), "the effect, viewed"
+            lambda: watched.count >= 30, what="30 frames on the viewer", timeout=WAIT_TIMEOUT
+        )
+        await until(
+            lambda: watched.looks(picture, lambda d: d > EFFECT_MINIMUM),
+            what="the effect, viewed",
+            timeout=WAIT_TIMEOUT,
         )
         assert watched.latest is not None and received.latest is not None
         result["viewer_frames"] = watched.count

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 import av
 import numpy as np
 import websocket
+from _support.pictures import pattern
 from aiortc import (
     RTCIceCandidate,
     RTCPeerConnection,
@@ -38,19 +39,6 @@ T = TypeVar("T")
 WAIT = 20.0  # default deadline for anything the emulator should do promptly
 INPUT_SIZE = (320, 180)
 INPUT_FPS = 15
-
-
-def pattern_picture(width: int = INPUT_SIZE[0], height: int = INPUT_SIZE[1]) -> np.ndarray:
-    """An RGB picture with distinct colours and a luma ramp, so that effects show in pixels."""
-    x = np.linspace(40, 215, width, dtype=np.float32)
-    y = np.linspace(0, 1, height, dtype=np.float32)[:, None]
-    image = np.empty((height, width, 3), np.float32)
-    image[..., 0] = x[None, :] * (0.4 + 0.6 * y)  # red grows left to right
-    image[..., 1] = 200 - 120 * y  # green fades downwards
-    image[..., 2] = 60 + 0 * x[None, :]
-    image[: height // 2, : width // 3] = (200, 40, 40)  # a red block
-    image[height // 2 :, 2 * width // 3 :] = (40, 60, 200)  # a blue block
-    return image.astype(np.uint8)
 
 
 class MediaLoop:
@@ -276,7 +264,7 @@ class RawClient:
             pc.addTransceiver("audio", direction="recvonly")
         else:
             transceiver = pc.addTransceiver(
-                PatternTrack(pattern_picture() if picture is None else picture), "sendrecv"
+                PatternTrack(pattern(*INPUT_SIZE) if picture is None else picture), "sendrecv"
             )
             if codec is not None:
                 codecs = RTCRtpSender.getCapabilities("video").codecs

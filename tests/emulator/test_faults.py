@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from rawclient import INPUT_SIZE, RawClient, http, pattern_picture
+from _support.pictures import pattern
+from rawclient import INPUT_SIZE, RawClient, http
 
 from decart_sync._protocol import CAPACITY_ERROR
 from decart_sync.emulator import Emulator, UnknownSession
@@ -101,7 +102,7 @@ def test_reject_next_rejects_that_many_connections(emulator: Emulator, connect: 
 
 
 def test_freeze_video_repeats_the_last_frame(emulator: Emulator, connect: Connect) -> None:
-    picture = pattern_picture()
+    picture = pattern(*INPUT_SIZE)
     client = connect()
     client.set_prompt("negative")
     client.negotiate(picture)

@@ -346,8 +346,8 @@ def test_closing_the_room_sends_everyone_away() -> None:
     assert leave.action == rtc.LeaveRequest.Action.DISCONNECT
 
 
-def test_the_emulator_serves_its_rooms_under_livekit(decart_emulator: Emulator) -> None:
-    base = f"{decart_emulator.url}/livekit/rtc"
+def test_the_emulator_serves_its_rooms_under_livekit(emulator: Emulator) -> None:
+    base = f"{emulator.url}/livekit/rtc"
     refused = requests.get(f"{base}/validate", timeout=10)
     assert (refused.status_code, refused.text) == (401, "permissions denied")
     assert requests.get(f"{base}/v1", timeout=10).status_code == 404

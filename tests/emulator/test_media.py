@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from rawclient import INPUT_SIZE, MediaLoop, RawClient, pattern_picture, solid_png
+from _support.pictures import pattern
+from rawclient import INPUT_SIZE, MediaLoop, RawClient, solid_png
 
 from decart_sync.emulator import Emulator
 
@@ -46,7 +47,7 @@ def _wait_for_look(
 
 
 def test_passthrough_returns_the_input_scaled_to_the_model_size(connect: Connect) -> None:
-    picture = pattern_picture()
+    picture = pattern(*INPUT_SIZE)
     client = connect(model="lucy-2.1")
     client.set_image(None, prompt=None)
     client.negotiate(picture)
@@ -58,7 +59,7 @@ def test_passthrough_returns_the_input_scaled_to_the_model_size(connect: Connect
 def test_a_style_changes_the_pixels_and_passthrough_restores_them(
     emulator: Emulator, connect: Connect
 ) -> None:
-    picture = pattern_picture()
+    picture = pattern(*INPUT_SIZE)
     client = connect()
     client.set_prompt("negative")
     client.negotiate(picture)
@@ -73,7 +74,7 @@ def test_a_style_changes_the_pixels_and_passthrough_restores_them(
 
 
 def test_a_prompt_without_a_style_still_grades_the_picture(connect: Connect) -> None:
-    picture = pattern_picture()
+    picture = pattern(*INPUT_SIZE)
     client = connect()
     client.set_prompt("a quiet harbour at noon")
     client.negotiate(picture)
@@ -82,7 +83,7 @@ def test_a_prompt_without_a_style_still_grades_the_picture(connect: Connect) -> 
 
 
 def test_a_solid_colour_reference_image_shifts_the_colours_towards_it(connect: Connect) -> None:
-    picture = pattern_picture()
+    picture = pattern(*INPUT_SIZE)
     client = connect()
     client.set_image(None, prompt=None)
     client.negotiate(picture)
@@ -129,7 +130,7 @@ def test_frames_come_at_the_model_size_and_rate(emulator: Emulator, connect: Con
 def test_viewers_receive_the_producer_video_and_cannot_change_it(
     emulator: Emulator, connect: Connect, media: MediaLoop
 ) -> None:
-    picture = pattern_picture()
+    picture = pattern(*INPUT_SIZE)
     producer = connect()
     producer.set_prompt("negative")
     producer.negotiate(picture)

@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable, Iterator
 import av
 import numpy as np
 import pytest
+from _support.pictures import pattern
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from rawclient import pattern_picture
+from rawclient import INPUT_SIZE
 
 from decart_sync.emulator.effects import Effect, effect_for
 from decart_sync.emulator.pipeline import FramePipeline
@@ -57,7 +58,7 @@ class GatedEffect:
 
 
 def _input() -> av.VideoFrame:
-    return av.VideoFrame.from_ndarray(pattern_picture(), format="rgb24")
+    return av.VideoFrame.from_ndarray(pattern(*INPUT_SIZE), format="rgb24")
 
 
 def _rgb(frame: av.VideoFrame) -> np.ndarray:

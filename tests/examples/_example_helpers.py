@@ -1,35 +1,22 @@
-"""Helpers shared by the example tests: paths, waiting on conditions, running an example as a
-user would, and reading images back."""
+"""Helpers of the example tests: paths, running an example as a user would, MJPEG parts, and
+telling a coloured picture from a grey one."""
 
 from __future__ import annotations
 
-import io
-import os
 import pathlib
 import re
 import subprocess
 import sys
 from collections.abc import Sequence
 
-import av
 import numpy as np
-
-from decart_sync.testing import wait_until as wait_until  # re-exported for the tests here
+from _support.processes import offline_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 # One part of an MJPEG stream, as decart_sync.media.mjpeg writes it.
 MJPEG_HEAD = re.compile(rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n")
-
-
-def example_env(**extra: str) -> dict[str, str]:
-    """The environment for running an example offline: no Decart key or URLs, so it starts its
-    own emulator whatever the developer's shell holds."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DECART_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
 
 
 def run_example(
@@ -46,7 +33,7 @@ def run_example(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env if env is not None else example_env(),
+        env=env if env is not None else offline_env(),
         cwd=cwd,
         check=False,
     )
@@ -69,12 +56,6 @@ def jpeg_parts(data: bytes) -> list[bytes]:
         jpegs.append(data[start:end])
         position = end + 2
     return jpegs
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """A JPEG or PNG as an HxWx3 BGR array."""
-    with av.open(io.BytesIO(data)) as container:
-        return next(container.decode(video=0)).to_ndarray(format="bgr24")
 
 
 def colour_variation(image: np.ndarray) -> float:

@@ -19,13 +19,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _example_helpers import colour_variation, decode_image, wait_until
+from _example_helpers import colour_variation
+from _support.decoding import decode_image
+from _support.sessions import client_of
 from flask_app import create_app
 from werkzeug.serving import make_server
 
-from decart_sync import DecartClient
 from decart_sync.emulator import Emulator
 from decart_sync.media import render_test_pattern
+from decart_sync.testing import wait_until
 from decart_sync.web import SharedSession
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -87,14 +89,10 @@ def chromium(tmp_path: pathlib.Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def site(decart_emulator: Emulator) -> Iterator[tuple[str, SharedSession]]:
+def site(emulator: Emulator) -> Iterator[tuple[str, SharedSession]]:
     """The Flask example behind werkzeug's threaded server on 127.0.0.1, as ``flask_app.py``
     serves it; yields its URL."""
-    with DecartClient(
-        api_key=decart_emulator.api_key,
-        base_url=decart_emulator.url,
-        realtime_base_url=decart_emulator.realtime_url,
-    ) as client:
+    with client_of(emulator) as client:
         app = create_app(client, prompt="noir")
         server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, name="test-http", daemon=True)
@@ -130,7 +128,7 @@ def poll(
 
 
 def test_the_page_shows_the_live_effect_and_the_prompt_form_changes_it(
-    chromium: Any, site: tuple[str, SharedSession], decart_emulator: Emulator
+    chromium: Any, site: tuple[str, SharedSession], emulator: Emulator
 ) -> None:
     from selenium.webdriver.common.by import By
 
@@ -181,7 +179,7 @@ def test_the_page_shows_the_live_effect_and_the_prompt_form_changes_it(
     # back to a fresh page.
     wait_until(lambda: is_stale(old_image), timeout=20, what="the page to reload")
     assert chromium.find_element(By.NAME, "prompt").get_attribute("value") == "negative"
-    assert [s.prompt for s in decart_emulator.sessions()] == ["negative"]
+    assert [s.prompt for s in emulator.sessions()] == ["negative"]
     assert live.prompt == "negative"
     wait_until(loaded, timeout=20, what="the stream on the reloaded page")
     negative = poll(

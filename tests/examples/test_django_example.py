@@ -16,9 +16,12 @@ from typing import Any
 import django
 import pytest
 import requests
-from _example_helpers import EXAMPLES, decode_image, example_env, jpeg_parts, solid_jpeg, wait_until
+from _example_helpers import EXAMPLES, jpeg_parts, solid_jpeg
+from _support.decoding import decode_image
+from _support.processes import offline_env
 
 from decart_sync.emulator import Emulator
+from decart_sync.testing import wait_until
 
 # The project is imported as runserver would: from its folder (on sys.path, see conftest).
 os.environ["DJANGO_SETTINGS_MODULE"] = "livevideo.settings"
@@ -30,12 +33,12 @@ from livevideo.live import stream  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def site(decart_emulator: Emulator) -> Iterator[None]:
+def site(emulator: Emulator) -> Iterator[None]:
     """The project pointed at the test's emulator, and left with no session afterwards."""
     with override_settings(
-        DECART_API_KEY=decart_emulator.api_key,
-        DECART_BASE_URL=decart_emulator.url,
-        DECART_REALTIME_BASE_URL=decart_emulator.realtime_url,
+        DECART_API_KEY=emulator.api_key,
+        DECART_BASE_URL=emulator.url,
+        DECART_REALTIME_BASE_URL=emulator.realtime_url,
     ):
         stream.close()
         yield
@@ -52,7 +55,7 @@ def two_jpegs(chunks: Iterator[bytes]) -> list[bytes]:
 # ------------------------------------------------------------------------------------ WSGI
 
 
-def test_wsgi_the_page_and_a_status_before_anyone_watches(decart_emulator: Emulator) -> None:
+def test_wsgi_the_page_and_a_status_before_anyone_watches(emulator: Emulator) -> None:
     browser = Client()
     page = browser.get("/").content.decode()
     assert '<img id="live" src="/video.mjpg"' in page
@@ -62,11 +65,11 @@ def test_wsgi_the_page_and_a_status_before_anyone_watches(decart_emulator: Emula
         "session_id": None,
         "prompt": "noir",
     }
-    assert decart_emulator.sessions() == []
+    assert emulator.sessions() == []
 
 
 def test_wsgi_the_video_is_a_plain_iterator_of_jpegs_until_the_visitor_leaves(
-    decart_emulator: Emulator,
+    emulator: Emulator,
 ) -> None:
     browser = Client()
     response = browser.get("/video.mjpg")
@@ -83,12 +86,12 @@ def test_wsgi_the_video_is_a_plain_iterator_of_jpegs_until_the_visitor_leaves(
     wait_until(lambda: broadcaster.viewers == 0, what="the viewer to detach")
 
     status = browser.get("/api/status").json()
-    (session,) = decart_emulator.sessions()
+    (session,) = emulator.sessions()
     assert status["session_id"] == session.session_id
     assert status["state"] == "generating" and status["stats"]["frames_received"] >= 2
 
 
-def test_wsgi_the_forms_work_with_csrf_protection_on(decart_emulator: Emulator) -> None:
+def test_wsgi_the_forms_work_with_csrf_protection_on(emulator: Emulator) -> None:
     browser = Client(enforce_csrf_checks=True)
     assert browser.post("/prompt", {"prompt": "negative"}).status_code == 403
     page = browser.get("/").content.decode()
@@ -98,22 +101,22 @@ def test_wsgi_the_forms_work_with_csrf_protection_on(decart_emulator: Emulator) 
 
     response = browser.post("/prompt", {"prompt": "negative", "csrfmiddlewaretoken": token})
     assert response.status_code == 302 and response["Location"] == "/"
-    (session,) = decart_emulator.sessions()
+    (session,) = emulator.sessions()
     assert session.prompt == "negative" and session.effect == "negative"
 
     upload = io.BytesIO(solid_jpeg((255, 0, 0)))
     upload.name = "blue.jpg"
     response = browser.post("/image", {"image": upload, "csrfmiddlewaretoken": token})
     assert response.status_code == 302
-    (session,) = decart_emulator.sessions()
+    (session,) = emulator.sessions()
     assert session.has_image and session.effect == "negative+palette"
     assert 'value="negative"' in browser.get("/").content.decode()
 
 
-def test_wsgi_an_empty_prompt_is_refused(decart_emulator: Emulator) -> None:
+def test_wsgi_an_empty_prompt_is_refused(emulator: Emulator) -> None:
     response = Client().post("/prompt", {"prompt": ""})
     assert response.status_code == 400 and response.json() == {"error": "the prompt is empty"}
-    assert decart_emulator.sessions() == []
+    assert emulator.sessions() == []
 
 
 def test_wsgi_the_token_endpoint_returns_a_client_token() -> None:
@@ -135,12 +138,12 @@ def test_wsgi_the_token_endpoint_answers_500_when_the_service_refuses() -> None:
 # ------------------------------------------------------------------------------------ ASGI
 
 
-def test_asgi_the_controls_and_json_endpoints(decart_emulator: Emulator) -> None:
+def test_asgi_the_controls_and_json_endpoints(emulator: Emulator) -> None:
     async def visit() -> None:
         browser = AsyncClient()
         response = await browser.post("/prompt", {"prompt": "warm sunset"})
         assert response.status_code == 302
-        (session,) = decart_emulator.sessions()
+        (session,) = emulator.sessions()
         assert session.prompt == "warm sunset" and session.effect == "warm"
 
         status = (await browser.get("/api/status")).json()
@@ -240,7 +243,7 @@ def test_the_one_command_runserver_serves_the_project() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=example_env(),
+        env=offline_env(),
     )
     url = f"http://127.0.0.1:{port}/"
 

@@ -12,20 +12,17 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from _example_helpers import (
-    EXAMPLES,
-    decode_image,
-    example_env,
-    jpeg_parts,
-    solid_jpeg,
-    wait_until,
-)
+from _example_helpers import EXAMPLES, jpeg_parts, solid_jpeg
+from _support.decoding import decode_image
+from _support.processes import offline_env
+from _support.sessions import client_of
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_app import create_app
 
 from decart_sync import DecartClient
 from decart_sync.emulator import Emulator
+from decart_sync.testing import wait_until
 from decart_sync.web import SharedSession
 
 
@@ -54,16 +51,16 @@ def test_the_page_shows_the_stream_and_both_forms(browser: FlaskClient) -> None:
 
 
 def test_no_session_is_opened_until_someone_watches(
-    browser: FlaskClient, decart_emulator: Emulator
+    browser: FlaskClient, emulator: Emulator
 ) -> None:
     status = browser.get("/api/status").get_json()
     assert status == {"state": "disconnected", "session_id": None, "prompt": "noir"}
     browser.get("/")
-    assert decart_emulator.sessions() == []
+    assert emulator.sessions() == []
 
 
 def test_the_video_streams_jpegs_until_the_visitor_leaves(
-    app: Flask, browser: FlaskClient, decart_emulator: Emulator
+    app: Flask, browser: FlaskClient, emulator: Emulator
 ) -> None:
     response = browser.get("/video.mjpg", buffered=False)
     assert response.status_code == 200
@@ -85,7 +82,7 @@ def test_the_video_streams_jpegs_until_the_visitor_leaves(
 
     # The status endpoint now describes the session the stream opened.
     status = browser.get("/api/status").get_json()
-    (session,) = decart_emulator.sessions()
+    (session,) = emulator.sessions()
     assert status["session_id"] == session.session_id
     assert status["state"] == "generating"
     assert status["prompt"] == "noir" and session.effect == "noir"
@@ -94,50 +91,50 @@ def test_the_video_streams_jpegs_until_the_visitor_leaves(
 
 
 def test_the_prompt_form_changes_the_session_prompt(
-    browser: FlaskClient, decart_emulator: Emulator
+    browser: FlaskClient, emulator: Emulator
 ) -> None:
     response = browser.post("/prompt", data={"prompt": "negative"})
     assert response.status_code == 303 and response.headers["Location"] == "/"
     # set_prompt returned only once the server applied it: no waiting needed here.
-    (session,) = decart_emulator.sessions()
+    (session,) = emulator.sessions()
     assert session.prompt == "negative"
     assert session.effect == "negative"
     assert browser.get("/api/status").get_json()["prompt"] == "negative"
     assert 'value="negative"' in browser.get("/").get_data(as_text=True)
 
 
-def test_an_empty_prompt_is_refused(browser: FlaskClient, decart_emulator: Emulator) -> None:
+def test_an_empty_prompt_is_refused(browser: FlaskClient, emulator: Emulator) -> None:
     response = browser.post("/prompt", data={"prompt": "   "})
     assert response.status_code == 400
     assert response.get_json() == {"error": "the prompt is empty"}
-    assert decart_emulator.sessions() == []
+    assert emulator.sessions() == []
 
 
 def test_an_uploaded_image_becomes_the_reference_image(
-    browser: FlaskClient, decart_emulator: Emulator
+    browser: FlaskClient, emulator: Emulator
 ) -> None:
     upload = {"image": (io.BytesIO(solid_jpeg((0, 0, 255))), "red.jpg")}
     response = browser.post("/image", data=upload, content_type="multipart/form-data")
     assert response.status_code == 303
-    (session,) = decart_emulator.sessions()
+    (session,) = emulator.sessions()
     assert session.has_image
     assert session.effect == "noir+palette"  # the prompt was kept
     assert session.prompt == "noir"
 
 
 def test_an_upload_that_is_not_an_image_gets_a_json_error(
-    browser: FlaskClient, decart_emulator: Emulator
+    browser: FlaskClient, emulator: Emulator
 ) -> None:
     upload = {"image": (io.BytesIO(b"not an image at all"), "notes.txt")}
     response = browser.post("/image", data=upload, content_type="multipart/form-data")
     assert response.status_code in (400, 502)
     assert "image" in response.get_json()["error"]
-    (session,) = decart_emulator.sessions()
+    (session,) = emulator.sessions()
     assert not session.has_image
 
 
 def test_the_token_endpoint_returns_a_client_token(
-    browser: FlaskClient, decart_emulator: Emulator
+    browser: FlaskClient, emulator: Emulator
 ) -> None:
     response = browser.post("/api/realtime-token")
     assert response.status_code == 200
@@ -145,15 +142,13 @@ def test_the_token_endpoint_returns_a_client_token(
     assert set(body) == {"apiKey", "expiresAt"}
     assert body["apiKey"].startswith("ek_")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", body["expiresAt"])
-    assert decart_emulator.sessions() == []  # a token needs no session
+    assert emulator.sessions() == []  # a token needs no session
 
 
 def test_the_token_endpoint_answers_500_when_the_service_refuses(
-    decart_emulator: Emulator,
+    emulator: Emulator,
 ) -> None:
-    with DecartClient(
-        api_key="sk-not-a-key-the-emulator-knows", base_url=decart_emulator.url
-    ) as bad:
+    with client_of(emulator, api_key="sk-not-a-key-the-emulator-knows") as bad:
         app = create_app(bad)
         response = app.test_client().post("/api/realtime-token")
     assert response.status_code == 500
@@ -167,7 +162,7 @@ def test_the_one_command_serves_until_stopped_and_summarises() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=example_env(),
+        env=offline_env(),
     )
     try:
         assert process.stdout is not None

@@ -30,7 +30,9 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-from _example_helpers import ROOT, decode_image, example_env, jpeg_parts
+from _example_helpers import ROOT, jpeg_parts
+from _support.decoding import decode_image
+from _support.processes import offline_env
 
 from decart_sync.emulator import Emulator
 from decart_sync.media.snapshot import save_frame
@@ -90,7 +92,7 @@ def _run(
         capture_output=True,
         text=True,
         timeout=_SNIPPET_TIMEOUT,
-        env=example_env(**extra),
+        env=offline_env(**extra),
         cwd=cwd,
         check=False,
     )
@@ -119,7 +121,7 @@ live.close()
     ids=[f"README.md:{line}" for line, _ in PYTHON_SNIPPETS],
 )
 def test_a_readme_snippet_runs_as_pasted(
-    code: str, decart_emulator: Emulator, workdir: pathlib.Path, tmp_path: pathlib.Path
+    code: str, emulator: Emulator, workdir: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
     service = not _brings_its_own_emulator(code)
     if re.search(r"^def test_", code, re.MULTILINE):
@@ -128,7 +130,7 @@ def test_a_readme_snippet_runs_as_pasted(
         # Outside the repository: only the installed package's plugin gives the fixture.
         result = _run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)],
-            decart_emulator,
+            emulator,
             tmp_path,
             service=service,
         )
@@ -137,7 +139,7 @@ def test_a_readme_snippet_runs_as_pasted(
         stream = tmp_path / "stream.mjpg"
         script = tmp_path / "flask_snippet.py"
         script.write_text(code + _VISIT_THE_STREAM)
-        _run([sys.executable, str(script), str(stream)], decart_emulator, workdir, service=service)
+        _run([sys.executable, str(script), str(stream)], emulator, workdir, service=service)
         parts = jpeg_parts(stream.read_bytes())
         assert len(parts) == 2
         assert decode_image(parts[0]).shape == (720, 1280, 3)  # lucy-2.1's size
@@ -146,7 +148,7 @@ def test_a_readme_snippet_runs_as_pasted(
         script.write_text(code)
         # Success is proof enough that the environment reached this emulator: Decart's
         # service, the only other place the SDK could go, would refuse the emulator's key.
-        _run([sys.executable, str(script)], decart_emulator, workdir, service=service)
+        _run([sys.executable, str(script)], emulator, workdir, service=service)
 
 
 def test_the_readme_has_every_kind_of_snippet() -> None:

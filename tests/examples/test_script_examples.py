@@ -10,7 +10,9 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
-from _example_helpers import decode_image, example_env, run_example
+from _example_helpers import run_example
+from _support.decoding import decode_image
+from _support.processes import offline_env
 
 from decart_sync import DecartClient
 from decart_sync.emulator import Emulator
@@ -44,7 +46,7 @@ def test_robot_loop_ticks_at_a_fixed_rate_and_reports_frame_age() -> None:
 def test_opencv_loop_writes_frames_to_a_temporary_folder_when_there_is_no_display(
     tmp_path: pathlib.Path,
 ) -> None:
-    env = example_env()
+    env = offline_env()
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     # Run from a folder of the user's, with no --out: nothing may land in it.
@@ -94,7 +96,7 @@ def test_opencv_loop_shows_a_window_when_opencv_and_a_display_exist(
     tmp_path: pathlib.Path, fake_opencv: pathlib.Path
 ) -> None:
     report = tmp_path / "shown.txt"
-    env = example_env(PYTHONPATH=str(fake_opencv), DISPLAY=":0", FAKE_CV2_REPORT=str(report))
+    env = offline_env(PYTHONPATH=str(fake_opencv), DISPLAY=":0", FAKE_CV2_REPORT=str(report))
     out = tmp_path / "frames"
     result = run_example("opencv_loop.py", ["--seconds", "1.5", "--out", str(out)], env=env)
     assert result.returncode == 0, result.stderr
@@ -113,17 +115,17 @@ def test_subscribe_viewer_watches_a_producer_it_starts() -> None:
 
 
 def test_subscribe_viewer_watches_a_session_by_its_token(
-    client: DecartClient, decart_emulator: Emulator
+    client: DecartClient, emulator: Emulator
 ) -> None:
     producer: RealtimeClient = client.realtime.connect(
         "lucy-2.1", test_pattern(), prompt="sepia", timeout=30
     )
     with producer:
         assert producer.subscribe_token
-        env = example_env(
-            DECART_API_KEY=decart_emulator.api_key,
-            DECART_BASE_URL=decart_emulator.url,
-            DECART_REALTIME_BASE_URL=decart_emulator.realtime_url,
+        env = offline_env(
+            DECART_API_KEY=emulator.api_key,
+            DECART_BASE_URL=emulator.url,
+            DECART_REALTIME_BASE_URL=emulator.realtime_url,
         )
         result = run_example(
             "subscribe_viewer.py", ["--seconds", "2", "--token", producer.subscribe_token], env=env
@@ -131,7 +133,7 @@ def test_subscribe_viewer_watches_a_session_by_its_token(
         assert result.returncode == 0, result.stderr
         assert "producer:" not in result.stdout  # it started none of its own
         assert number(r"viewer received (\d+) frames", result.stdout) >= 10
-        (session,) = decart_emulator.sessions()  # still the one producer, still running
+        (session,) = emulator.sessions()  # still the one producer, still running
         assert session.state == "generating"
 
 

@@ -36,7 +36,8 @@ def test_good_values_pass_as_floats() -> None:
 def test_client_and_token_timeouts_are_checked(value: float) -> None:
     with pytest.raises(InvalidInputError, match="timeout"):
         DecartClient(api_key="k" * 20, timeout=value)
-    with DecartClient(api_key="k" * 20, base_url="http://127.0.0.1:9") as client, pytest.raises(
-        InvalidInputError, match="timeout"
+    with (
+        DecartClient(api_key="k" * 20, base_url="http://127.0.0.1:9") as client,
+        pytest.raises(InvalidInputError, match="timeout"),
     ):
         client.tokens.create(timeout=value)

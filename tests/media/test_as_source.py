@@ -7,7 +7,8 @@ import pathlib
 
 import numpy as np
 import pytest
-from _media_helpers import solid, write_video
+from _source_helpers import write_video
+from _support.pictures import solid
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from decart_sync.errors import InvalidInputError

@@ -12,7 +12,7 @@ import time
 
 import av
 import pytest
-from _media_helpers import run, take
+from _source_helpers import run, take
 
 from decart_sync.errors import InvalidInputError
 from decart_sync.media import camera

@@ -11,15 +11,9 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
-from _media_helpers import (
-    assert_close_levels,
-    level_of,
-    run,
-    solid,
-    take,
-    take_all,
-    wait_in_loop,
-)
+from _source_helpers import assert_close_levels, level_of, run, take, take_all
+from _support.pictures import solid
+from _support.waiting import until
 from aiortc.mediastreams import MediaStreamError
 
 from decart_sync.errors import DecartSDKError, InvalidInputError
@@ -165,7 +159,7 @@ def test_close_on_the_loop_thread_cleans_up_off_it(
     async def close_on_loop() -> None:
         await take(source.open_track(width=64, height=48, fps=FPS, executor=executor), 1)
         source.close()
-        await wait_in_loop(lambda: bool(cleaned_in))
+        await until(lambda: bool(cleaned_in))
 
     run(close_on_loop())
     assert cleaned_in[0] is not threading.main_thread()  # the loop ran in the main thread
@@ -332,15 +326,15 @@ def test_close_never_releases_under_a_read_in_progress(
     async def receive() -> None:
         track = source.open_track(width=64, height=48, fps=FPS, executor=executor)
         pending = asyncio.ensure_future(track.recv())
-        await wait_in_loop(capture.reading.is_set)
+        await until(capture.reading.is_set)
         closer = threading.Thread(target=source.close)
         closer.start()
         if read_finishes_first:
-            await wait_in_loop(lambda: source.closed)
+            await until(lambda: source.closed)
             capture.proceed.set()  # close() is still waiting for the read
-            await wait_in_loop(lambda: not closer.is_alive())
+            await until(lambda: not closer.is_alive())
         else:
-            await wait_in_loop(lambda: not closer.is_alive())  # close() gave up waiting
+            await until(lambda: not closer.is_alive())  # close() gave up waiting
             assert not capture.released
             capture.proceed.set()  # now the reader releases on its way out
         with pytest.raises(MediaStreamError):

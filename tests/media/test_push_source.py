@@ -10,7 +10,9 @@ import time
 import av
 import numpy as np
 import pytest
-from _media_helpers import level_of, pts_steps, recv_video, run, solid, take, wait_in_loop
+from _source_helpers import level_of, pts_steps, recv_video, run, take
+from _support.pictures import solid
+from _support.waiting import until
 from aiortc.mediastreams import MediaStreamError
 
 from decart_sync.errors import InvalidInputError, SessionClosedError
@@ -93,7 +95,7 @@ def test_a_pushed_frame_goes_out_when_it_arrives_not_at_a_slot(
         first = await recv_video(track)
         sent_first = loop.time()
         pending = asyncio.ensure_future(recv_video(track))
-        await wait_in_loop(lambda: loop.time() >= sent_first + 0.6)
+        await until(lambda: loop.time() >= sent_first + 0.6)
         assert not pending.done()  # nothing new, and the repeat is not due before 1.0 s
         pushed_at = loop.time()
         threading.Thread(target=source.send, args=(solid(160),)).start()
@@ -215,7 +217,7 @@ def test_close_ends_the_track_and_refuses_more_frames(
         track = source.open_track(width=64, height=48, fps=FPS, executor=executor)
         await track.recv()
         threading.Thread(target=source.close).start()
-        await wait_in_loop(lambda: source.closed)
+        await until(lambda: source.closed)
         with pytest.raises(MediaStreamError):
             await track.recv()
 

@@ -8,7 +8,7 @@ import concurrent.futures
 import itertools
 
 import av
-from _media_helpers import run, take
+from _source_helpers import run, take
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 

@@ -7,7 +7,7 @@ import concurrent.futures
 import av
 import numpy as np
 import pytest
-from _media_helpers import run, take
+from _source_helpers import run, take
 
 from decart_sync.errors import InvalidInputError
 from decart_sync.media import render_test_pattern, test_pattern

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
-from _media_helpers import pts_steps, run, take
+from _source_helpers import pts_steps, run, take
 
 from decart_sync.errors import InvalidInputError
 from decart_sync.media import CaptureSource, IterableSource, Pacing, PushSource, test_pattern

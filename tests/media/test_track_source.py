@@ -9,7 +9,9 @@ import fractions
 import av
 import numpy as np
 import pytest
-from _media_helpers import level_of, pts_steps, run, solid, take, take_all, wait_in_loop
+from _source_helpers import level_of, pts_steps, run, take, take_all
+from _support.pictures import solid
+from _support.waiting import until
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from decart_sync.errors import DecartSDKError
@@ -85,7 +87,7 @@ def test_close_stops_the_given_track(executor: concurrent.futures.Executor) -> N
         track = source.open_track(width=64, height=48, fps=100, executor=executor)
         await take(track, 2)
         source.close()
-        await wait_in_loop(lambda: given.readyState == "ended")
+        await until(lambda: given.readyState == "ended")
         with pytest.raises(MediaStreamError):
             await track.recv()
 

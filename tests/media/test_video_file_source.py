@@ -9,7 +9,7 @@ import time
 import av
 import psutil
 import pytest
-from _media_helpers import (
+from _source_helpers import (
     assert_close_levels,
     level_of,
     pts_steps,

@@ -29,9 +29,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/_pictures.py
-from _pictures import difference as same_size_difference
-from _pictures import pattern
+# tests/_support: plain numpy and the standard library, which this side venv has too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _support.pictures import difference as same_size_difference
+from _support.pictures import pattern
+from _support.waiting import until
 from decart import (
     ModelState,
     Prompt,
@@ -55,14 +57,6 @@ def difference(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         a = cv2.resize(a, (b.shape[1], b.shape[0]), interpolation=cv2.INTER_AREA)
     return same_size_difference(a, b)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + STEP_TIMEOUT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {STEP_TIMEOUT}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Frames:
@@ -136,7 +130,8 @@ async def main(realtime_url: str, api_key: str, width: int, height: int) -> dict
         # The initial prompt was acknowledged before the room was joined: frames show it.
         await until(
             lambda: produced.count >= 30 and produced.difference(picture) > EFFECT_MINIMUM,
-            "30 frames showing the sketch effect",
+            what="30 frames showing the sketch effect",
+            timeout=STEP_TIMEOUT,
         )
         assert produced.latest is not None
         report["frames"] = produced.count
@@ -145,9 +140,15 @@ async def main(realtime_url: str, api_key: str, width: int, height: int) -> dict
 
         await asyncio.wait_for(realtime.set_prompt("negative"), STEP_TIMEOUT)
         report["prompt_acked"] = "negative"
-        await until(lambda: produced.difference(negative) < MATCH_TOLERANCE, "the negative picture")
+        await until(
+            lambda: produced.difference(negative) < MATCH_TOLERANCE,
+            what="the negative picture",
+            timeout=STEP_TIMEOUT,
+        )
         report["negative_difference"] = produced.difference(negative)
-        await until(lambda: len(report["ticks"]) >= 1, "a generation tick")
+        await until(
+            lambda: len(report["ticks"]) >= 1, what="a generation tick", timeout=STEP_TIMEOUT
+        )
 
         viewer = await asyncio.wait_for(
             RealtimeClient.subscribe(
@@ -160,7 +161,8 @@ async def main(realtime_url: str, api_key: str, width: int, height: int) -> dict
         start = watched.count
         await until(
             lambda: watched.count >= start + 10 and watched.difference(negative) < MATCH_TOLERANCE,
-            "10 frames of the negative picture on the viewer",
+            what="10 frames of the negative picture on the viewer",
+            timeout=STEP_TIMEOUT,
         )
         report["viewer_frames"] = watched.count
         report["viewer_difference"] = watched.difference(negative)

@@ -65,10 +65,10 @@ class Run:
 
 
 def test_the_official_python_client_runs_every_step_without_an_error(
-    official: pathlib.Path, decart_emulator: Emulator, caplog: pytest.LogCaptureFixture
+    official: pathlib.Path, emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="decart_sync.emulator")
-    run = Run(official, decart_emulator)
+    run = Run(official, emulator)
     report = run.report
 
     # Its log: no error at all, and neither of the messages it cannot take.
@@ -116,12 +116,12 @@ def test_the_official_python_client_runs_every_step_without_an_error(
 
 
 def test_the_log_check_catches_what_the_client_cannot_take(
-    official: pathlib.Path, decart_emulator: Emulator
+    official: pathlib.Path, emulator: Emulator
 ) -> None:
     # The trickle fault sends what the service never does: the client logs an ERROR for each
     # server ice-candidate. The check above would catch a regression.
-    decart_emulator.trickle_candidates()
-    run = Run(official, decart_emulator, "connect-only")
+    emulator.trickle_candidates()
+    run = Run(official, emulator, "connect-only")
     assert run.report["frames"] >= 5  # it still connects ...
     assert run.received("ice-candidate") >= 1
     assert any("Error handling message" in line for line in run.lines("ERROR"))  # ... but errs

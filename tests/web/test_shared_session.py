@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _support.sessions import client_of
 
 from decart_sync import DecartClient, InvalidInputError, ServerAtCapacityError
 from decart_sync.emulator import Emulator
@@ -34,18 +35,14 @@ class ClientFactory:
         self.made: list[DecartClient] = []
 
     def __call__(self) -> DecartClient:
-        client = DecartClient(
-            api_key=self.emulator.api_key,
-            base_url=self.emulator.url,
-            realtime_base_url=self.emulator.realtime_url,
-        )
+        client = client_of(self.emulator)
         self.made.append(client)
         return client
 
 
 @pytest.fixture
-def clients(decart_emulator: Emulator) -> Iterator[ClientFactory]:
-    factory = ClientFactory(decart_emulator)
+def clients(emulator: Emulator) -> Iterator[ClientFactory]:
+    factory = ClientFactory(emulator)
     yield factory
     for client in factory.made:
         client.close()
@@ -89,12 +86,12 @@ def red_jpeg() -> bytes:
 
 
 def test_nothing_is_opened_until_a_request_needs_the_session(
-    shared_factory: Callable[..., SharedSession], clients: ClientFactory, decart_emulator: Emulator
+    shared_factory: Callable[..., SharedSession], clients: ClientFactory, emulator: Emulator
 ) -> None:
     shared = shared_factory()
     assert shared.current() is None
     assert shared.status() == {"state": "disconnected", "session_id": None, "prompt": "noir"}
-    assert clients.made == [] and decart_emulator.sessions() == []
+    assert clients.made == [] and emulator.sessions() == []
 
     session = shared.session()
     session.wait_for_state("generating", timeout=DEADLINE)
@@ -103,7 +100,7 @@ def test_nothing_is_opened_until_a_request_needs_the_session(
     assert status["prompt"] == "noir" and status["viewers"] == 0
     assert status["stats"]["state"] == "generating"
     assert shared.current() is session
-    assert open_session_ids(decart_emulator) == [session.session_id]
+    assert open_session_ids(emulator) == [session.session_id]
 
 
 def test_a_bad_mjpeg_rate_is_refused_before_anything_opens(clients: ClientFactory) -> None:
@@ -113,7 +110,7 @@ def test_a_bad_mjpeg_rate_is_refused_before_anything_opens(clients: ClientFactor
 
 
 def test_concurrent_first_requests_share_one_session(
-    shared_factory: Callable[..., SharedSession], clients: ClientFactory, decart_emulator: Emulator
+    shared_factory: Callable[..., SharedSession], clients: ClientFactory, emulator: Emulator
 ) -> None:
     shared = shared_factory()
     visitors = 8
@@ -133,7 +130,7 @@ def test_concurrent_first_requests_share_one_session(
 
     assert len(got) == visitors and all(session is got[0] for session in got)
     assert len(clients.made) == 1
-    (info,) = decart_emulator.sessions()
+    (info,) = emulator.sessions()
     assert info.session_id == got[0].session_id
     assert info.prompt == "noir"
 
@@ -142,7 +139,7 @@ def test_an_ended_session_is_replaced_and_starts_with_the_state_visitors_set(
     shared_factory: Callable[..., SharedSession],
     clients: ClientFactory,
     sources: list[VideoSource],
-    decart_emulator: Emulator,
+    emulator: Emulator,
 ) -> None:
     # No reconnects: a dropped connection ends the session for good.
     shared = shared_factory(reconnect=ReconnectPolicy(attempts=0))
@@ -151,7 +148,7 @@ def test_an_ended_session_is_replaced_and_starts_with_the_state_visitors_set(
     first, first_broadcaster = shared.session(), shared.broadcaster()
     assert shared.prompt == "negative"
 
-    decart_emulator.drop_websocket(first.session_id)
+    emulator.drop_websocket(first.session_id)
     first.wait_for_state("disconnected", timeout=DEADLINE)
     assert shared.current() is first  # describing does not replace it ...
     assert shared.status()["state"] == "disconnected"
@@ -161,10 +158,8 @@ def test_an_ended_session_is_replaced_and_starts_with_the_state_visitors_set(
     assert shared.broadcaster() is not first_broadcaster and first_broadcaster.closed
     assert len(clients.made) == 1  # the client is kept; only the session is new
     assert len(sources) == 2 and sources[0].closed and not sources[1].closed
-    decart_emulator.wait_for(
-        lambda emulator: open_session_ids(emulator) == [second.session_id], DEADLINE
-    )
-    (info,) = decart_emulator.sessions()
+    emulator.wait_for(lambda emu: open_session_ids(emu) == [second.session_id], DEADLINE)
+    (info,) = emulator.sessions()
     assert info.prompt == "negative" and info.has_image
 
 
@@ -172,7 +167,7 @@ def test_close_ends_everything_and_the_next_use_starts_afresh(
     shared_factory: Callable[..., SharedSession],
     clients: ClientFactory,
     sources: list[VideoSource],
-    decart_emulator: Emulator,
+    emulator: Emulator,
 ) -> None:
     shared = shared_factory()
     shared.set_prompt("negative")
@@ -182,34 +177,34 @@ def test_close_ends_everything_and_the_next_use_starts_afresh(
     assert first.get_connection_state() == "disconnected" and first_client.closed
     assert sources[0].closed
     assert shared.current() is None and shared.prompt == "noir"  # the set prompt is forgotten
-    decart_emulator.wait_for(lambda emulator: emulator.sessions() == [], DEADLINE)
+    emulator.wait_for(lambda emu: emu.sessions() == [], DEADLINE)
 
     second = shared.session()
     assert second is not first and shared.client() is not first_client
     assert len(clients.made) == 2
-    (info,) = decart_emulator.sessions()
+    (info,) = emulator.sessions()
     assert info.session_id == second.session_id and info.prompt == "noir"
 
 
 def test_a_failed_open_leaves_nothing_open_and_the_next_request_tries_again(
     shared_factory: Callable[..., SharedSession],
     sources: list[VideoSource],
-    decart_emulator: Emulator,
+    emulator: Emulator,
 ) -> None:
     # One try only, so that the service being full once makes the open fail.
     shared = shared_factory(reconnect=ReconnectPolicy(attempts=1))
-    decart_emulator.reject_next(1)
+    emulator.reject_next(1)
     with pytest.raises(ServerAtCapacityError):
         shared.session()
     assert shared.current() is None and sources[0].closed  # a camera would be released
 
     session = shared.session()
-    assert open_session_ids(decart_emulator) == [session.session_id]
+    assert open_session_ids(emulator) == [session.session_id]
     assert len(sources) == 2 and not sources[1].closed
 
 
 def test_the_broadcaster_streams_the_session_as_jpeg_parts(
-    shared_factory: Callable[..., SharedSession], decart_emulator: Emulator
+    shared_factory: Callable[..., SharedSession], emulator: Emulator
 ) -> None:
     shared = shared_factory()
     broadcaster = shared.broadcaster()  # opens the session too
@@ -231,7 +226,7 @@ def test_the_broadcaster_streams_the_session_as_jpeg_parts(
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_forked_worker_opens_its_own_session_and_leaves_the_parents_alone(
-    shared_factory: Callable[..., SharedSession], clients: ClientFactory, decart_emulator: Emulator
+    shared_factory: Callable[..., SharedSession], clients: ClientFactory, emulator: Emulator
 ) -> None:
     """What gunicorn does with --preload, had the app been used before forking its workers."""
     shared = shared_factory()
@@ -268,6 +263,6 @@ def test_a_forked_worker_opens_its_own_session_and_leaves_the_parents_alone(
     assert parent.get_connection_state() == "generating"
     assert shared.session() is parent
     shared.set_prompt("negative")
-    assert [s.prompt for s in decart_emulator.sessions() if s.session_id == parent.session_id] == [
+    assert [s.prompt for s in emulator.sessions() if s.session_id == parent.session_id] == [
         "negative"
     ]

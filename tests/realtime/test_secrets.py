@@ -5,7 +5,8 @@ from __future__ import annotations
 import traceback
 
 import pytest
-from _session_helpers import SMALL_LUCY, still_frames
+from _support.pictures import still_frames
+from _support.sessions import SMALL_LUCY, client_of
 
 from decart_sync import DecartClient, InvalidAPIKeyError
 from decart_sync.emulator import Emulator
@@ -30,9 +31,7 @@ def test_a_failed_connects_traceback_with_locals_shows_no_key(
     key = "wrong-key-0123456789abcdef"
     with pytest.raises(InvalidAPIKeyError) as info:
         if entry == "client":
-            with DecartClient(
-                api_key=key, base_url=emulator.url, realtime_base_url=emulator.realtime_url
-            ) as client:
+            with client_of(emulator, api_key=key) as client:
                 client.realtime.connect(SMALL_LUCY, still_frames(), timeout=10)
         else:
             RealtimeClient.connect(

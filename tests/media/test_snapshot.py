@@ -9,7 +9,7 @@ import pathlib
 import av
 import numpy as np
 import pytest
-from _sink_helpers import decode_image
+from _support.decoding import decode_image
 
 from decart_sync.errors import InvalidInputError
 from decart_sync.media import render_test_pattern

@@ -13,7 +13,8 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from _session_helpers import FAST_RECONNECT, SMALL_LUCY, still_frames, wait_until
+from _support.pictures import still_frames
+from _support.sessions import FAST_RECONNECT, SMALL_LUCY
 
 from decart_sync import (
     DecartClient,
@@ -25,6 +26,7 @@ from decart_sync import (
 )
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import RealtimeClient, ReconnectPolicy
+from decart_sync.testing import wait_until
 
 
 def solid_png(bgr: tuple[int, int, int], size: int = 64) -> bytes:

@@ -1,4 +1,4 @@
-"""The session suite again, over the LiveKit transport.
+"""The session tests again, over the LiveKit transport.
 
 libwebrtc (inside the ``livekit`` package) never uses a loopback interface, so the suite runs
 in a private network namespace (``decart_sync.testing``): its clients gather candidates on the
@@ -29,7 +29,7 @@ def test_the_session_suite_passes_over_livekit(private_netns: Callable[..., obje
             sys.executable,
             "-m",
             "pytest",
-            "tests/session",
+            "tests/realtime",  # the session tests, and the hub's and receivers' (a few seconds)
             "--transport=livekit",  # all of it, the 50-cycle leak test included
             "-q",
             "-p",

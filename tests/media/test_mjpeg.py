@@ -10,13 +10,16 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from _sink_helpers import HEIGHT, WIDTH, HubSession, decode_image, thread_alive, wait_until
+from _sink_helpers import HubSession, thread_alive
+from _support.decoding import decode_image
+from _support.pictures import HEIGHT, WIDTH
+from _support.sessions import SMALL_LUCY
 
-from decart_sync import DecartClient, ModelDefinition
-from decart_sync.emulator import Emulator
+from decart_sync import DecartClient
 from decart_sync.errors import InvalidInputError
 from decart_sync.media import test_pattern
 from decart_sync.media.mjpeg import MjpegBroadcaster
+from decart_sync.testing import wait_until
 
 PART = re.compile(
     rb"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n\r\n(.*)\r\n\Z", re.S
@@ -242,15 +245,10 @@ def test_bad_arguments_are_clear_errors(session: HubSession) -> None:
         MjpegBroadcaster(session, stale_after=0)
 
 
-def test_a_live_session_streams_as_mjpeg() -> None:
-    small = ModelDefinition("lucy-2.1", "/v1/stream", 30, 320, 176)
+def test_a_live_session_streams_as_mjpeg(client: DecartClient) -> None:
     with (
-        Emulator() as emu,
-        DecartClient(
-            api_key=emu.api_key, base_url=emu.url, realtime_base_url=emu.realtime_url
-        ) as client,
         client.realtime.connect(
-            small, test_pattern(width=320, height=176), prompt="negative", timeout=20
+            SMALL_LUCY, test_pattern(width=WIDTH, height=HEIGHT), prompt="negative", timeout=20
         ) as live,
         MjpegBroadcaster(live) as broadcaster,
     ):

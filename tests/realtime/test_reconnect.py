@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _session_helpers import FAST_RECONNECT, SMALL_LUCY, picture, still_frames, wait_until
+from _support.pictures import picture, still_frames
+from _support.sessions import FAST_RECONNECT, SMALL_LUCY, client_of, pushing
 
 from decart_sync import (
     DecartClient,
@@ -18,6 +19,7 @@ from decart_sync import (
 )
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import RealtimeClient, ReconnectPolicy
+from decart_sync.testing import wait_until
 
 
 def connect(client: DecartClient, **kwargs: Any) -> RealtimeClient:
@@ -41,43 +43,33 @@ def test_pushed_frames_reach_the_new_connection_after_a_drop(
     session = client.realtime.connect(
         SMALL_LUCY, reconnect=ReconnectPolicy(**FAST_RECONNECT), timeout=30
     )
-    stop = threading.Event()
-    frame = picture()
-
-    def pusher() -> None:
-        while not stop.is_set():
-            session.send(frame)
-            stop.wait(1 / 30)
-
-    thread = threading.Thread(target=pusher, name="test-pusher")
-    thread.start()
     try:
-        session.wait_for_state("generating", timeout=10)
-        frames = session.frames()
-        before = frames.get(timeout=10)
-        old_id = session.session_id
-        emulator.drop_websocket()
-        wait_until(
-            lambda: (
-                session.session_id not in (None, old_id)
-                and session.get_connection_state() == "generating"
-            ),
-            15,
-            "a new connection generating",
-        )
-        # The new connection's session in the emulator receives the pushed frames.
-        wait_until(
-            lambda: any(
-                s.session_id == session.session_id and s.frames_in > 10 for s in emulator.sessions()
-            ),
-            10,
-            "pushed frames on the new connection",
-        )
-        after = frames.get(timeout=10, fresh=True)  # the same iterator yields again
-        assert after.shape == before.shape
+        with pushing(session, picture()):
+            session.wait_for_state("generating", timeout=10)
+            frames = session.frames()
+            before = frames.get(timeout=10)
+            old_id = session.session_id
+            emulator.drop_websocket()
+            wait_until(
+                lambda: (
+                    session.session_id not in (None, old_id)
+                    and session.get_connection_state() == "generating"
+                ),
+                15,
+                "a new connection generating",
+            )
+            # The new connection's session in the emulator receives the pushed frames.
+            wait_until(
+                lambda: any(
+                    s.session_id == session.session_id and s.frames_in > 10
+                    for s in emulator.sessions()
+                ),
+                10,
+                "pushed frames on the new connection",
+            )
+            after = frames.get(timeout=10, fresh=True)  # the same iterator yields again
+            assert after.shape == before.shape
     finally:
-        stop.set()
-        thread.join(5)
         session.disconnect()
 
 
@@ -152,9 +144,7 @@ def test_an_invalid_key_is_not_retried(client: DecartClient, emulator: Emulator)
 def _pending_rejections(emulator: Emulator) -> int:
     # Count by trying: each rejected connect consumes one; stop at the first accepted one.
     count = 0
-    with DecartClient(
-        api_key=emulator.api_key, base_url=emulator.url, realtime_base_url=emulator.realtime_url
-    ) as probe:
+    with client_of(emulator) as probe:
         while count < 5:
             try:
                 probe.realtime.connect(SMALL_LUCY, still_frames(), timeout=10).disconnect()

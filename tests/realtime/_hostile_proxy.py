@@ -77,9 +77,10 @@ class HostileProxy:
     async def _forward(self, request: web.Request) -> web.WebSocketResponse:
         client = web.WebSocketResponse(max_msg_size=0)
         await client.prepare(request)
-        async with aiohttp.ClientSession() as http, http.ws_connect(
-            self._upstream + request.path_qs, max_msg_size=0
-        ) as server:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(self._upstream + request.path_qs, max_msg_size=0) as server,
+        ):
             self._clients.append(client)
             try:
                 await asyncio.wait(

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from _hostile_proxy import HostileProxy
-from _session_helpers import FAST_RECONNECT, SMALL_LUCY, still_frames, wait_until
+from _support.pictures import still_frames
+from _support.sessions import FAST_RECONNECT, SMALL_LUCY, client_of
 
 from decart_sync import DecartClient, DecartSDKError, SignalingError, WebRTCError
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import ReconnectPolicy
 from decart_sync.realtime._signaling_reader import THREAD_NAME
+from decart_sync.testing import wait_until
 
 DEEP_JSON = "[" * 5000 + "]" * 5000
 
@@ -28,9 +30,7 @@ def proxy(emulator: Emulator) -> Iterator[HostileProxy]:
 
 @pytest.fixture
 def proxied(emulator: Emulator, proxy: HostileProxy) -> Iterator[DecartClient]:
-    with DecartClient(
-        api_key=emulator.api_key, base_url=emulator.url, realtime_base_url=proxy.url
-    ) as c:
+    with client_of(emulator, realtime_base_url=proxy.url) as c:
         yield c
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from _session_helpers import SMALL_LUCY, still_frames
+from _support.pictures import still_frames
+from _support.sessions import SMALL_LUCY, client_of
 
 from decart_sync import DecartClient, InvalidInputError, SignalingError
 from decart_sync._protocol import RoomToken, SubscribeToken, parse_subscribe_token
@@ -57,9 +58,7 @@ def test_bad_transports_and_speeds_are_invalid_input() -> None:
 
 def test_a_session_on_the_local_emulator_says_it_uses_webrtc(emulator: Emulator) -> None:
     with (
-        DecartClient(
-            api_key=emulator.api_key, base_url=emulator.url, realtime_base_url=emulator.realtime_url
-        ) as client,
+        client_of(emulator) as client,  # transport "auto", whatever this run's --transport
         client.realtime.connect(SMALL_LUCY, still_frames()) as session,
     ):
         assert session.transport == "webrtc"
@@ -75,8 +74,9 @@ def test_a_room_token_cannot_be_watched_over_webrtc(client: DecartClient) -> Non
         client.realtime.subscribe(RoomToken("decart-abc").encode(), transport="webrtc")
 
 
+@pytest.mark.emulator(transports=("webrtc",))
 def test_auto_falls_back_to_webrtc_on_the_same_websocket_when_livekit_join_is_unknown(
-    monkeypatch: pytest.MonkeyPatch,
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server that speaks only the legacy transport refuses livekit_join as an unknown
     message; a session whose auto choice was livekit carries on with webrtc on that WebSocket.
@@ -88,25 +88,20 @@ def test_auto_falls_back_to_webrtc_on_the_same_websocket_when_livekit_join_is_un
 
     monkeypatch.setattr(session_module, "choose", lambda *args: Choice("livekit", fallback=True))
     with (
-        Emulator(transports=("webrtc",)) as legacy,
-        DecartClient(
-            api_key=legacy.api_key, base_url=legacy.url, realtime_base_url=legacy.realtime_url
-        ) as client,
+        client_of(emulator) as client,  # auto, as the user chose
         client.realtime.connect(SMALL_LUCY, still_frames(), prompt="noir") as session,
     ):
         assert session.transport == "webrtc"
-        (info,) = legacy.sessions()
+        (info,) = emulator.sessions()
         assert (info.transport, info.prompt) == ("webrtc", "noir")
         assert session.read(timeout=10)[0]
         session.set_prompt("sketch", timeout=10)
 
 
-def test_an_explicit_livekit_session_does_not_fall_back(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.emulator(transports=("webrtc",))
+def test_an_explicit_livekit_session_does_not_fall_back(emulator: Emulator) -> None:
     with (
-        Emulator(transports=("webrtc",)) as legacy,
-        DecartClient(
-            api_key=legacy.api_key, base_url=legacy.url, realtime_base_url=legacy.realtime_url
-        ) as client,
+        client_of(emulator) as client,
         pytest.raises(SignalingError, match="does not know the livekit transport"),
     ):
         client.realtime.connect(SMALL_LUCY, still_frames(), transport="livekit")  # not retried

@@ -9,12 +9,14 @@ import time
 import av
 import numpy as np
 import pytest
-from _session_helpers import SMALL_LUCY, picture, still_frames, wait_until
+from _support.pictures import picture, still_frames
+from _support.sessions import SMALL_LUCY, pushing
 
 from decart_sync import DecartClient, InvalidInputError, SessionClosedError
 from decart_sync.emulator import Emulator
 from decart_sync.realtime import RealtimeClient, SubscribeOptions
 from decart_sync.realtime._frames import FrameInfo
+from decart_sync.testing import wait_until
 
 
 def test_frames_come_at_the_model_size_in_every_access_style(client: DecartClient) -> None:
@@ -82,31 +84,20 @@ def test_a_consumer_that_never_reads_holds_one_frame_while_another_keeps_up(
 
 
 def test_push_source_with_send(client: DecartClient, emulator: Emulator) -> None:
-    with client.realtime.connect(SMALL_LUCY, prompt="noir") as session:
-        frame = picture()
-        stop = threading.Event()
-
-        def pusher() -> None:
-            while not stop.is_set():
-                session.send(frame)
-                stop.wait(1 / 30)
-
-        thread = threading.Thread(target=pusher, name="test-pusher")
-        thread.start()
-        try:
-            assert session.read(timeout=10)[0]
-            # noir: the output is grey (channels equal within codec error).
-            wait_until(
-                lambda: float(np.ptp(session.get_frame(timeout=5).reshape(-1, 3).mean(0))) < 6,
-                what="grey output",
-            )
-            with pytest.raises(InvalidInputError, match="HxWx3"):
-                session.send(np.zeros((10, 10), np.uint8))
-            with pytest.raises(InvalidInputError, match="uint8"):
-                session.send(np.zeros((10, 10, 3), np.float32))
-        finally:
-            stop.set()
-            thread.join(5)
+    with (
+        client.realtime.connect(SMALL_LUCY, prompt="noir") as session,
+        pushing(session, picture()),
+    ):
+        assert session.read(timeout=10)[0]
+        # noir: the output is grey (channels equal within codec error).
+        wait_until(
+            lambda: float(np.ptp(session.get_frame(timeout=5).reshape(-1, 3).mean(0))) < 6,
+            what="grey output",
+        )
+        with pytest.raises(InvalidInputError, match="HxWx3"):
+            session.send(np.zeros((10, 10), np.uint8))
+        with pytest.raises(InvalidInputError, match="uint8"):
+            session.send(np.zeros((10, 10, 3), np.float32))
 
 
 def test_bad_frames_from_an_iterable_become_error_events(client: DecartClient) -> None:

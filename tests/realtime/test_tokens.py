@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from _session_helpers import SMALL_LUCY, still_frames
+from _support.pictures import still_frames
+from _support.sessions import SMALL_LUCY, client_of
 
 from decart_sync import DecartClient, InvalidAPIKeyError, TokenCreateError, models
 from decart_sync.emulator import Emulator
@@ -30,10 +31,10 @@ def test_a_client_token_opens_its_allowed_model_only(
         )
 
 
-def test_a_client_token_cannot_create_tokens(emulator: Emulator) -> None:
-    token = DecartClient(api_key=emulator.api_key, base_url=emulator.url).tokens.create()
+def test_a_client_token_cannot_create_tokens(client: DecartClient, emulator: Emulator) -> None:
+    token = client.tokens.create()
     with (
-        DecartClient(api_key=token.api_key, base_url=emulator.url) as limited,
+        client_of(emulator, api_key=token.api_key) as limited,
         pytest.raises(TokenCreateError) as info,
     ):
         limited.tokens.create()

@@ -1,16 +1,17 @@
-"""Shared helpers for the media source tests: running tracks on a real loop, solid frames whose
-level identifies them, and short video files written with PyAV."""
+"""Helpers of the media source tests: running tracks on a real loop, reading the grey level that
+identifies a frame (``_support.pictures.solid`` makes them), and short video files written with
+PyAV."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import pathlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import av
-import numpy as np
+from _support.pictures import solid
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 T = TypeVar("T")
@@ -23,11 +24,6 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
         return await asyncio.wait_for(coro, timeout)
 
     return asyncio.run(bounded())
-
-
-def solid(level: int, height: int = 48, width: int = 64) -> np.ndarray:
-    """A BGR frame of one grey level; the level says which frame it is."""
-    return np.full((height, width, 3), level, dtype=np.uint8)
 
 
 def level_of(frame: av.VideoFrame) -> int:
@@ -61,16 +57,6 @@ async def take_all(track: MediaStreamTrack, limit: int = 1000) -> list[av.VideoF
         except MediaStreamError:
             return frames
     raise AssertionError(f"the track did not end within {limit} frames")
-
-
-async def wait_in_loop(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Like wait_until, without blocking the event loop."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
 
 
 def write_video(

@@ -1,20 +1,16 @@
-"""Shared helpers for the sink tests: a stand-in session fed by the test, frames whose number
-can be read back, waiting on conditions, and decoding what a sink wrote."""
+"""Helpers of the sink tests (MJPEG, recorder, snapshot): a stand-in session fed by the test,
+and frames whose number can be read back."""
 
 from __future__ import annotations
 
-import io
 import threading
 from typing import Any
 
 import av
-import numpy as np
+from _support.pictures import HEIGHT, WIDTH
 
 from decart_sync.media import render_test_pattern
 from decart_sync.realtime._frames import FrameConsumer, FrameHub
-from decart_sync.testing import wait_until as wait_until  # re-exported for the tests here
-
-WIDTH, HEIGHT = 320, 176
 
 
 def pattern_frame(n: int, width: int = WIDTH, height: int = HEIGHT) -> av.VideoFrame:
@@ -50,19 +46,3 @@ class HubSession:
 
 def thread_alive(name: str) -> bool:
     return any(t.name == name and t.is_alive() for t in threading.enumerate())
-
-
-def decode_video(path: Any) -> tuple[list[float], tuple[int, int], float]:
-    """Every frame time of a video file, its size, and the container's duration (seconds)."""
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        times = [float(frame.time) for frame in container.decode(stream)]
-        size = (stream.codec_context.width, stream.codec_context.height)
-        duration = (container.duration or 0) / av.time_base
-    return times, size, duration
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """A JPEG or PNG as a BGR array."""
-    with av.open(io.BytesIO(data)) as container:
-        return next(container.decode(video=0)).to_ndarray(format="bgr24")

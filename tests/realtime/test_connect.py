@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 import pytest
-from _session_helpers import FAST_RECONNECT, SMALL_LUCY, picture, still_frames, wait_until
+from _support.pictures import picture, still_frames
+from _support.sessions import FAST_RECONNECT, SMALL_LUCY
 
 import decart_sync._workers
 from decart_sync import (
@@ -34,6 +35,7 @@ from decart_sync._receivers import MarkerJitterBuffer, _single_threaded
 from decart_sync.emulator import Emulator
 from decart_sync.media import PushSource
 from decart_sync.realtime import RealtimeClient, RealtimeConnectOptions, ReconnectPolicy
+from decart_sync.testing import wait_until
 
 
 def threads_outside_the_emulator() -> list[str]:
@@ -123,27 +125,24 @@ def test_bad_key_fails_at_once_with_its_type(emulator: Emulator) -> None:
     assert time.monotonic() - started < 5
 
 
-def test_capacity_is_tried_again_then_surfaces_as_a_capacity_error() -> None:
+@pytest.mark.emulator(max_sessions=1)
+def test_capacity_is_tried_again_then_surfaces_as_a_capacity_error(
+    client: DecartClient, emulator: Emulator
+) -> None:
     """As Decart's clients do: a full service may free up, so the first connect is tried again
     with the reconnect policy's backoff; when it stays full, the error says so."""
-    with (
-        Emulator(max_sessions=1) as emu,
-        DecartClient(
-            api_key=emu.api_key, base_url=emu.url, realtime_base_url=emu.realtime_url
-        ) as client,
-    ):
-        first = client.realtime.connect(SMALL_LUCY, still_frames())
-        with pytest.raises(ServerAtCapacityError, match="capacity"):
-            client.realtime.connect(
-                SMALL_LUCY, still_frames(), reconnect=ReconnectPolicy(**FAST_RECONNECT)
-            )
-        assert first.is_connected()  # the first session is unaffected
-        first.disconnect()
-        emu.reject_next(2)  # full for two more tries, then room again
-        with client.realtime.connect(
+    first = client.realtime.connect(SMALL_LUCY, still_frames())
+    with pytest.raises(ServerAtCapacityError, match="capacity"):
+        client.realtime.connect(
             SMALL_LUCY, still_frames(), reconnect=ReconnectPolicy(**FAST_RECONNECT)
-        ) as third:
-            assert third.is_connected()
+        )
+    assert first.is_connected()  # the first session is unaffected
+    first.disconnect()
+    emulator.reject_next(2)  # full for two more tries, then room again
+    with client.realtime.connect(
+        SMALL_LUCY, still_frames(), reconnect=ReconnectPolicy(**FAST_RECONNECT)
+    ) as third:
+        assert third.is_connected()
 
 
 def test_unknown_model_is_model_not_found(client: DecartClient) -> None:
@@ -282,8 +281,9 @@ def test_open_sessions_do_not_hang_interpreter_exit(emulator: Emulator) -> None:
     # The emulator runs here, in the test process, so only the script's exit ends its session.
     script = f"""
 import sys, threading
-sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})
-from _session_helpers import SMALL_LUCY, picture
+sys.path.insert(0, {str(pathlib.Path(__file__).parents[1])!r})
+from _support.pictures import picture
+from _support.sessions import SMALL_LUCY
 from decart_sync import DecartClient
 
 stuck = threading.Event()
@@ -330,18 +330,17 @@ def test_sessions_share_one_signaling_thread_that_ends_with_the_last(
     wait_until(lambda: signaling_threads() == 0, timeout=5, what="the reader thread to end")
 
 
-def test_a_hand_made_model_is_served_by_an_emulator_that_knows_it() -> None:
-    custom = models.ModelDefinition("my-new-model", "/v1/stream", 15, 320, 176)
-    with (
-        Emulator(extra_models=[custom]) as emu,
-        DecartClient(
-            api_key=emu.api_key, base_url=emu.url, realtime_base_url=emu.realtime_url
-        ) as client,
-        client.realtime.connect(custom, still_frames(), prompt="noir") as session,
-    ):
+HAND_MADE = models.ModelDefinition("my-new-model", "/v1/stream", 15, 320, 176)
+
+
+@pytest.mark.emulator(extra_models=[HAND_MADE])
+def test_a_hand_made_model_is_served_by_an_emulator_that_knows_it(
+    client: DecartClient, emulator: Emulator
+) -> None:
+    with client.realtime.connect(HAND_MADE, still_frames(), prompt="noir") as session:
         ok, frame = session.read(timeout=10)
         assert ok and frame.shape == (176, 320, 3)  # the profile's size, not a registry one
-        assert emu.sessions()[0].model == "my-new-model"
+        assert emulator.sessions()[0].model == "my-new-model"
 
 
 def test_send_after_disconnect_is_refused_and_the_session_made_source_is_closed(
