@@ -4,7 +4,8 @@ only, no decart_sync client code (the sibling of :mod:`_raw_client`, the aiortc 
 It follows protocol section 3 (livekit) by hand, in plain JSON: ``livekit_join`` with
 ``passthrough``, ``livekit_room_info``, then the room: it publishes an ``rtc.VideoSource`` track
 (H.264, one layer: simulcast off, as the SDK publishes) and takes the ``inference-server-*``
-participant's video through ``rtc.VideoStream(format=I420)``.
+participant's video through ``rtc.VideoStream(format=I420)``. It publishes at the model's frame
+rate with LiveKit's bitrate for the size, as the SDK does (``_livekit.publish_encoding``).
 
 What a careful asyncio programmer would write, and what the SDK does on its side, so the two
 compare fairly:
@@ -59,6 +60,20 @@ def _i420(picture: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         frame, format="yuv420p", threads=1
     ).to_ndarray()
     return planes
+
+
+def _encoding(width: int, height: int, fps: int) -> rtc.VideoEncoding:
+    """LiveKit's bitrate for the size (its 16:9 presets: the first wider than the long side),
+    at the model's frame rate: left to itself LiveKit also takes the preset's frame rate (25 fps
+    at 640x352) and libwebrtc drops the frames above it. The SDK publishes the same."""
+    presets = ((160, 90_000), (320, 160_000), (384, 180_000), (640, 450_000), (960, 800_000))
+    presets += ((1280, 1_700_000), (1920, 3_000_000), (2560, 5_000_000), (3840, 8_000_000))
+    bitrate = presets[0][1]
+    for preset_width, preset_bitrate in presets:
+        bitrate = preset_bitrate
+        if preset_width > max(width, height):
+            break
+    return rtc.VideoEncoding(max_bitrate=bitrate, max_framerate=float(fps))
 
 
 class RawLiveKitSession:
@@ -117,6 +132,7 @@ class RawLiveKitSession:
             source=rtc.TrackSource.SOURCE_CAMERA,
             video_codec=CODECS[self._codec],
             simulcast=False,
+            video_encoding=_encoding(self.width, self.height, self.fps),
         )
         await room.local_participant.publish_track(track, options)
         self._spawn(self._feed(self._source))

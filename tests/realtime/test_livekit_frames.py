@@ -84,3 +84,22 @@ def test_round_trip_through_both_conversions() -> None:
     copy = rtc.VideoFrame(width, height, packed.type, bytearray(packed.data))
     back = _livekit._as_av_frame(copy)
     assert np.array_equal(back.to_ndarray(), sent.to_ndarray())
+
+
+@pytest.mark.parametrize(
+    ("size", "fps", "codec", "bitrate"),
+    [
+        ((640, 352), 30, "h264", 800_000),  # LiveKit alone would cap this one at 25 fps
+        ((1280, 720), 30, "h264", 3_000_000),
+        ((1280, 704), 30, "vp8", 3_000_000),
+        ((1280, 704), 20, "vp9", 2_550_000),
+        ((640, 480), 30, "h264", 450_000),  # 4:3: LiveKit's other table
+        ((4096, 2160), 30, "av1", 5_600_000),  # past the largest preset: the largest
+    ],
+)
+def test_the_track_is_published_at_the_models_rate_with_livekits_bitrate(
+    size: tuple[int, int], fps: int, codec: str, bitrate: int
+) -> None:
+    encoding = _livekit.publish_encoding(*size, fps, codec)
+    assert encoding.max_framerate == fps
+    assert encoding.max_bitrate == bitrate
