@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/_support
+from _support.livekit_video import TrackPictures
 from _support.pictures import difference, pattern
 from _support.waiting import until
 from livekit import rtc
@@ -43,14 +44,12 @@ WAIT_TIMEOUT = 45.0
 FPS = 30
 
 
-class Receiver:
+class Receiver(TrackPictures):
     """Reads the inference server's video track of one room as RGB frames."""
 
     def __init__(self, room: rtc.Room) -> None:
-        self.count = 0
-        self.latest: np.ndarray | None = None
+        super().__init__()
         self.publisher_identity: str | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         room.on("track_subscribed", self._subscribed)
 
     def _subscribed(
@@ -60,22 +59,10 @@ class Receiver:
             "inference-server-"
         ):
             self.publisher_identity = participant.identity
-            self._tasks.append(asyncio.ensure_future(self._read(track)))
-
-    async def _read(self, track: rtc.Track) -> None:
-        async for event in rtc.VideoStream(track, format=rtc.VideoBufferType.RGB24):
-            frame = event.frame
-            pixels = np.frombuffer(frame.data, dtype=np.uint8)
-            self.latest = pixels.reshape(frame.height, frame.width, 3).copy()
-            self.count += 1
+            self.read(track)
 
     def looks(self, picture: np.ndarray, predicate: Callable[[float], bool]) -> bool:
         return self.latest is not None and predicate(difference(self.latest, picture))
-
-    async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 async def publish_camera(

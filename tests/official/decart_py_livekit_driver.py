@@ -29,8 +29,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-# tests/_support: plain numpy and the standard library, which this side venv has too.
+# tests/_support: what it imports here (numpy, livekit) this side venv has too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _support.livekit_video import TrackPictures
 from _support.pictures import difference as same_size_difference
 from _support.pictures import pattern
 from _support.waiting import until
@@ -59,31 +60,14 @@ def difference(a: np.ndarray, b: np.ndarray) -> float:
     return same_size_difference(a, b)
 
 
-class Frames:
+class Frames(TrackPictures):
     """Reads a remote video track the client hands over, as RGB pictures."""
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.latest: np.ndarray | None = None
-        self.tasks: list[asyncio.Task[None]] = []
-
     def take(self, track: rtc.RemoteVideoTrack, *_: Any) -> None:
-        self.tasks.append(asyncio.ensure_future(self._read(track)))
-
-    async def _read(self, track: rtc.RemoteVideoTrack) -> None:
-        async for event in rtc.VideoStream(track, format=rtc.VideoBufferType.RGB24):
-            frame = event.frame
-            pixels = np.frombuffer(frame.data, dtype=np.uint8)
-            self.latest = pixels.reshape(frame.height, frame.width, 3).copy()
-            self.count += 1
+        self.read(track)
 
     def difference(self, picture: np.ndarray) -> float:
         return float("inf") if self.latest is None else difference(self.latest, picture)
-
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 def camera(picture: np.ndarray) -> tuple[rtc.LocalVideoTrack, Callable[[], Any]]:
