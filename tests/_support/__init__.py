@@ -1,7 +1,7 @@
 """What several test folders share, one idea a module: pictures to send (``pictures``), what
 SDK output decodes to (``decoding``), sessions bound to an emulator (``sessions``), waiting in
-a coroutine (``waiting``), the environment of an offline subprocess (``processes``) and a
-LiveKit track read as pictures (``livekit_video``).
+a coroutine (``waiting``), the environment of an offline subprocess (``processes``), a
+LiveKit track read as pictures (``livekit_video``) and headless Chromium (``chromium``).
 
 ``tests/`` is on ``sys.path`` (pytest puts the root conftest's folder there; the LiveKit drivers
 insert it themselves), so tests import ``from _support.pictures import picture``. This file

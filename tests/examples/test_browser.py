@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from _example_helpers import colour_variation
+from _support.chromium import chromium_binary, chromium_options, start_chromium
 from _support.decoding import decode_image
 from _support.sessions import client_of
 from flask_app import create_app
@@ -30,26 +31,6 @@ from decart_sync.media import render_test_pattern
 from decart_sync.testing import wait_until
 from decart_sync.web import SharedSession
 
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# Flags that keep Chromium headless, off the GPU, and off the network: no update checks, no
-# sync, no QUIC probes, no first-run pages. Only the page we open is fetched.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-default-apps",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1000",
-)
-
 
 def unavailable(reason: str) -> None:
     if os.environ.get("DECART_REQUIRE_BROWSER") == "1":
@@ -59,27 +40,18 @@ def unavailable(reason: str) -> None:
 
 @pytest.fixture
 def chromium(tmp_path: pathlib.Path) -> Iterator[Any]:
-    """A headless Chromium session through the system chromedriver (nothing downloaded: with
-    the driver's path given, Selenium Manager does not run)."""
+    """A headless Chromium session (``_support.chromium``): only the page we open is fetched."""
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
+        import selenium  # noqa: F401 - present, or the test skips
     except ImportError:
         unavailable("selenium is not installed (pip install -e '.[dev]')")
-    binary = next((path for path in CHROMIUM_CANDIDATES if os.path.exists(path)), None)
-    if binary is None or not os.path.exists(CHROMEDRIVER):
+    if chromium_binary() is None:
         unavailable("Chromium is not installed (apt-get install chromium chromium-driver)")
-    assert binary is not None
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options = chromium_options(str(tmp_path / "chromium-profile"), "--window-size=1400,1000")
     # The MJPEG <img> never finishes loading; wait for the document, not for every resource.
     options.page_load_strategy = "eager"
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(service=service, options=options)
+    driver = start_chromium(options, log_output=str(tmp_path / "chromedriver.log"))
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(10)
     try:

@@ -29,34 +29,20 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # tests/_support
+from _support.chromium import chromium_options, start_chromium
 
 from decart_sync.emulator import Emulator
 from decart_sync.models import ModelDefinition
 from decart_sync.testing import wait_until
 
 PAGE = pathlib.Path(__file__).with_name("decart_js_page.html")
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # The client's own model (its 0.0.x model list), at the size and rate it expects.
 JS_MODEL = ModelDefinition("lucy_2_rt", "/v1/stream", 20, 1280, 720)
 STEP_TIMEOUT = 60.0
-# Headless, off the GPU, no background traffic. mDNS host names off: the emulator is given the
-# address itself, as a page with camera permission would give it.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-default-apps",
-    "--disable-quic",
+# On top of _support.chromium's flags: mDNS host names off, as the emulator is given the address
+# itself, as a page with camera permission would give it; video plays without a user's gesture.
+PAGE_FLAGS = (
     "--autoplay-policy=no-user-gesture-required",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 )
@@ -87,13 +73,9 @@ def page_server(bundle: pathlib.Path) -> Iterator[str]:
 
 @contextmanager
 def chromium(profile: str) -> Iterator[Any]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
+    options = chromium_options(profile, *PAGE_FLAGS)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = start_chromium(options)
     driver.set_page_load_timeout(STEP_TIMEOUT)
     try:
         yield driver
