@@ -1,28 +1,36 @@
-"""Frame-sized memory goes back to the operating system when sessions end (glibc only).
+"""Memory goes back to the operating system when sessions end (glibc only).
 
 A session allocates and frees video frames all the time (decoded pictures, BGR arrays, encoder
-input: 0.3-3 MB each), in native code and on many threads. glibc's malloc serves a large block
-with ``mmap`` and returns it on ``free``, but each time such a block is freed it raises its mmap
-threshold to that block's size; from then on frames come from its arenas (up to 8 per core, one
-per thread that allocates), and an arena keeps what is freed inside it. A process that ran eight
-1280x720 sessions then closed them all held 1.3 GB it no longer used (benchmarks/memory.py).
+input: 0.3-3 MB each), in native code (FFmpeg, libvpx, libwebrtc) and on several threads. glibc's
+malloc gives each thread that allocates its own arena, up to eight per core, and an arena keeps
+what is freed in it for the next allocation: fast while frames flow, but once the sessions close,
+each arena still holds its share of frame buffers. A process that ran eight 1280x720 sessions and
+closed them held 1.3 GB it no longer used (benchmarks/memory.py).
 
-So, once per process, when the first session opens, the SDK fixes the mmap threshold at glibc's
-own starting value (128 KiB). Fixing it turns off the raise: every frame-sized block is mapped on
-allocation and unmapped on free, whichever thread frees it, so nothing frame-sized is kept. The
-cost is a fresh mapping per frame buffer (the kernel zeroes its pages), well under a millisecond
-per frame; benchmarks/README.md has the figures. When the last session of the process closes,
-``malloc_trim(0)`` gives back the free pages the arenas still hold for smaller objects.
+So, once per process, when the first session opens, the SDK asks glibc for a single arena
+(``M_ARENA_MAX`` = 1): every thread's frames come from, and go back to, the same heap, so a
+buffer freed by one thread is reused by the next frame whichever thread allocates it, and the
+free space does not multiply by the number of threads. When the last session of the process
+closes, the cycle collector runs (aiortc's peer connections are reference cycles that hold
+codec state, 4 MB a session at 1280x720) and ``malloc_trim(0)`` hands the heap's free pages
+back. Small allocations still go through
+each thread's lock-free cache, so sharing the arena costs little at video rates (figures in
+benchmarks/README.md, "Memory").
+
+(Mapping frame-sized blocks instead, with a fixed ``M_MMAP_THRESHOLD``, also returns them, but
+every frame buffer then arrives as fresh pages the kernel must fault in and zero: 1.3 ms more CPU
+per 1280x720 BGR frame.)
 
 The setting is process-wide. It is left alone when the user chose one (``GLIBC_TUNABLES`` names
-``glibc.malloc.mmap_threshold``, or ``MALLOC_MMAP_THRESHOLD_`` is set), on other C libraries, and
-when ``DECART_SYNC_TUNE_MALLOC=0``.
+``glibc.malloc.arena_max``, or ``MALLOC_ARENA_MAX`` is set), on other C libraries, and when
+``DECART_SYNC_TUNE_MALLOC=0``; the trim is skipped then too.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import os
 import threading
 from typing import Any
@@ -31,10 +39,8 @@ from decart_sync._redact import get_logger
 
 _log = get_logger(__name__)
 
-#: ``mallopt`` parameter number of the mmap threshold (malloc.h).
-_M_MMAP_THRESHOLD = -3
-#: glibc's own starting threshold; blocks this size and larger are mapped, not kept in arenas.
-MMAP_THRESHOLD = 128 * 1024
+#: ``mallopt`` parameter number of the arena limit (malloc.h).
+_M_ARENA_MAX = -8
 #: Set to ``0`` to leave the C allocator exactly as the process configured it.
 OPT_OUT_VARIABLE = "DECART_SYNC_TUNE_MALLOC"
 
@@ -60,32 +66,30 @@ def _glibc() -> Any | None:
     return libc
 
 
-def _user_chose_a_threshold() -> bool:
+def _opted_out() -> bool:
+    return os.environ.get(OPT_OUT_VARIABLE, "1") == "0"
+
+
+def _user_chose_arenas() -> bool:
     return (
-        "glibc.malloc.mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")
-        or "MALLOC_MMAP_THRESHOLD_" in os.environ
+        "glibc.malloc.arena_max" in os.environ.get("GLIBC_TUNABLES", "")
+        or "MALLOC_ARENA_MAX" in os.environ
     )
 
 
-def _tune(libc: Any) -> None:
-    global _tuned
-    _tuned = True
-    if os.environ.get(OPT_OUT_VARIABLE, "1") == "0" or _user_chose_a_threshold():
-        _log.debug("malloc left as configured")
-        return
-    if libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1:
-        _log.debug("mallopt(M_MMAP_THRESHOLD) refused")
-
-
 def session_opened() -> None:
-    """A session starts: the first one in the process fixes the mmap threshold."""
-    global _open_sessions
+    """A session starts: the first one in the process limits malloc to one arena."""
+    global _open_sessions, _tuned
     with _lock:
         _open_sessions += 1
-        if not _tuned:
-            libc = _glibc()
-            if libc is not None:
-                _tune(libc)
+        if _tuned:
+            return
+        _tuned = True
+        libc = _glibc()
+        if libc is None or _opted_out() or _user_chose_arenas():
+            return
+        if libc.mallopt(_M_ARENA_MAX, 1) != 1:
+            _log.debug("mallopt(M_ARENA_MAX) refused")
 
 
 def session_closed() -> None:
@@ -97,10 +101,9 @@ def session_closed() -> None:
         _open_sessions -= 1
         if _open_sessions:
             return
-    if os.environ.get(OPT_OUT_VARIABLE, "1") == "0":
-        return
     libc = _glibc()
-    if libc is not None:
+    if libc is not None and not _opted_out():
+        gc.collect()
         libc.malloc_trim(0)
 
 
