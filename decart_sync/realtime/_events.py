@@ -94,5 +94,3 @@ class EventEmitter:
         except Exception:
             name = getattr(callback, "__qualname__", repr(callback))
             _log.exception("%s callback %s raised; continuing", event, name)
-
-
