@@ -256,9 +256,7 @@ class LiveKitMedia:
         connection.room_assigned(info)
         await self._join(info)
 
-    async def _ask_for_a_room(
-        self, initial: AckedState | None
-    ) -> _protocol.LiveKitRoomInfoMessage:
+    async def _ask_for_a_room(self, initial: AckedState | None) -> _protocol.LiveKitRoomInfoMessage:
         connection = self._connection
         passthrough = initial is None or initial.is_passthrough
         self._room_info = connection.new_waiter()
