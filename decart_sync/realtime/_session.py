@@ -159,7 +159,6 @@ class _Session:
                 session.disconnect()
 
         self._exit_closer = close_at_exit
-        _allocator.session_opened()
         try:
             self._loop_thread.run(self._controller.start(initial), timeout + _MARGIN)
         except BaseException:
@@ -714,11 +713,18 @@ def _open_session(
 ) -> _S:
     """Make a session on a leased loop thread and run its first connect. A session that
     cannot be made gives its lease back; one that fails to connect releases what it holds."""
-    loop_thread.acquire()
+    # Counted before the loop thread starts, so that its threads already share one malloc
+    # arena (decart_sync/_allocator.py); _release_resources() counts it out.
+    _allocator.session_opened()
     try:
-        session = make()
+        loop_thread.acquire()
+        try:
+            session = make()
+        except BaseException:
+            loop_thread.release()
+            raise
     except BaseException:
-        loop_thread.release()
+        _allocator.session_closed()
         raise
     session._open(initial, limit)
     return session

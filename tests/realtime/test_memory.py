@@ -4,6 +4,7 @@ collector, and the process-wide allocator bookkeeping follows sessions in and ou
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 from collections.abc import Iterator
 
@@ -49,3 +50,16 @@ def test_sessions_are_counted_in_and_out_for_the_allocator(client: DecartClient)
             assert _allocator.open_sessions() == before + 2
             assert viewer.read(timeout=10)[0]
     assert _allocator.open_sessions() == before
+
+
+def test_a_test_pattern_lets_go_of_its_backdrop_with_its_session_and_draws_again_after(
+    client: DecartClient,
+) -> None:
+    layouts = sys.modules["decart_sync.media.test_pattern"]._layouts
+    source = test_pattern(width=336, height=192, seed=7)  # a size no other test draws
+    for _ in range(2):  # used again after its first session: it draws again
+        with client.realtime.connect(SMALL_LUCY, source) as session:
+            assert session.read(timeout=10)[0]
+            assert (336, 192, 7) in layouts
+        # The user still holds the source; its backdrop (a whole frame) is freed all the same.
+        wait_until(lambda: (336, 192, 7) not in layouts, 20, "the backdrop to be freed")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from aiortc.mediastreams import MediaStreamTrack
+
 from decart_sync.media.sources._base import VideoSource, check_positive_int
 from decart_sync.media.sources._feed import Pacing
 from decart_sync.media.sources._pull import PullSource
@@ -19,7 +21,8 @@ class TestPatternSource(PullSource):
         # Drawn when its frame is due, like a camera's newest frame: a picture drawn ahead would
         # wait for the rate and reach the model older than a live input's.
         super().__init__(f"test pattern {width}x{height}@{fps}", pacing=Pacing.WHEN_DUE)
-        self._pattern = PatternRenderer(width, height, seed)  # validates the arguments
+        self._pattern: PatternRenderer | None = PatternRenderer(width, height, seed)  # validates
+        self._spec = (width, height, seed)
         self._fps = fps
         # Seconds of pattern time shown so far; exact, so equal rates map frame k to frame k.
         self._position = Fraction(0)
@@ -27,7 +30,16 @@ class TestPatternSource(PullSource):
     def _read(self, fps: int) -> object:
         n = int(self._position * self._fps)
         self._position += Fraction(1, fps)
-        return self._pattern.render(n)
+        pattern = self._pattern
+        if pattern is None:
+            pattern = self._pattern = PatternRenderer(*self._spec)
+        return pattern.render(n)
+
+    def track_ended(self, track: MediaStreamTrack) -> None:
+        super().track_ended(track)
+        # The backdrop is a whole frame: a source kept after its session closed does not keep
+        # it (drawn again if the source is used again).
+        self._pattern = None
 
 
 def test_pattern(
