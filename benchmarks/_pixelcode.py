@@ -10,12 +10,7 @@ benchmarks keep around it: when each number was sent.
 
 from __future__ import annotations
 
-from decart_sync.media.timecode import stamped_test_pattern
-
-__all__ = ["SendLog", "coded_frame"]
-
-# The name the benchmark clients render their frames with: the SDK's stamped test pattern.
-coded_frame = stamped_test_pattern
+__all__ = ["SendLog"]
 
 
 class SendLog:

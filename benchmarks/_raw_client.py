@@ -43,6 +43,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from decart_sync._ice import host_addresses, rtc_configuration
 from decart_sync._receivers import tune_receivers
+from decart_sync.media.timecode import stamped_test_pattern
 
 T = TypeVar("T")
 
@@ -77,7 +78,7 @@ class RawLoop:
 
 def _input_frame(seq: int, width: int, height: int) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(
-        _pixelcode.coded_frame(seq, width, height), format="bgr24"
+        stamped_test_pattern(seq, width, height), format="bgr24"
     ).reformat(format="yuv420p")
 
 

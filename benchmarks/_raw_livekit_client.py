@@ -43,6 +43,8 @@ from _raw_client import FrameCallback, Slots
 from av.video.reformatter import VideoReformatter
 from livekit import rtc
 
+from decart_sync.media.timecode import stamped_test_pattern
+
 INFERENCE_PREFIX = "inference-server-"
 CODECS = {"h264": rtc.VideoCodec.H264, "vp8": rtc.VideoCodec.VP8}
 
@@ -175,7 +177,7 @@ class RawLiveKitSession:
         while True:
             slot, due = self._slots.next(loop.time())
             picture = await loop.run_in_executor(
-                None, _pixelcode.coded_frame, slot, self.width, self.height
+                None, stamped_test_pattern, slot, self.width, self.height
             )
             await asyncio.sleep(max(0.0, due - loop.time()))
             self.log.record(slot, time.monotonic())

@@ -163,7 +163,7 @@ class Feeder(threading.Thread):
         start = time.monotonic()
         seq = 0
         while not self._stop_event.is_set():
-            frame = _pixelcode.coded_frame(seq, width, height)
+            frame = timecode.stamped_test_pattern(seq, width, height)
             due = start + seq * self._period
             delay = due - time.monotonic()
             if delay > 0 and self._stop_event.wait(delay):

@@ -44,13 +44,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import _common
-import _pixelcode
 import numpy as np
 from _emulator_process import EmulatorProcess
 from _raw_client import RawLoop, RawSession
 from _raw_livekit_client import RawLiveKitSession
 
 from decart_sync import DecartClient, models
+from decart_sync.media.timecode import stamped_test_pattern
 
 CONNECT_TIMEOUT = 20.0
 READ_TIMEOUT = 3.0
@@ -78,7 +78,7 @@ class Tally:
 def _input(width: int, height: int) -> Iterator[np.ndarray[Any, Any]]:
     """The same frames the raw client renders: the test pattern with its number stamped."""
     for seq in itertools.count():
-        yield _pixelcode.coded_frame(seq, width, height)
+        yield stamped_test_pattern(seq, width, height)
 
 
 def run_raw(

@@ -231,8 +231,8 @@ def render_test_pattern(n: int, width: int, height: int, seed: int = 0) -> Image
     six digits of ``n``. Drawing many frames, a :class:`PatternRenderer` of your own does the
     same without this function's small cache.
     """
-    _check_int("n", n, 0)
-    for name, value in (("width", width), ("height", height), ("seed", seed)):
-        # Checked before the cache sees them: unhashable or wrong values get a clear error.
-        _check_int(name, value, _MIN_SIDE if name != "seed" else None)
-    return _recent_renderer(width, height, seed).render(n)
+    # Checked before the cache sees them: an unhashable or wrong value gets a clear error.
+    _check_int("width", width, _MIN_SIDE)
+    _check_int("height", height, _MIN_SIDE)
+    _check_int("seed", seed, None)
+    return _recent_renderer(width, height, seed).render(n)  # render() checks n

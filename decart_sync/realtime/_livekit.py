@@ -152,11 +152,7 @@ def publish_encoding(width: int, height: int, fps: int, codec: str) -> rtc.Video
     long_side, short_side = max(width, height), max(1, min(width, height))
     aspect = long_side / short_side
     presets = _PRESETS_16_9 if abs(aspect - 16 / 9) < abs(aspect - 4 / 3) else _PRESETS_4_3
-    bitrate = presets[0][1]
-    for preset_width, preset_bitrate in presets:
-        bitrate = preset_bitrate
-        if preset_width > long_side:
-            break
+    bitrate = next((rate for side, rate in presets if side > long_side), presets[-1][1])
     bitrate = int(bitrate * _BITRATE_FACTOR.get(codec, 1.0))
     return rtc.VideoEncoding(max_bitrate=bitrate, max_framerate=float(fps))
 

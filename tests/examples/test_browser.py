@@ -11,7 +11,6 @@ case it fails: a CI that cannot run it must not pass silently.
 
 from __future__ import annotations
 
-import os
 import pathlib
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import pytest
 from _example_helpers import colour_variation
 from _support.chromium import chromium_binary, chromium_options, start_chromium
 from _support.decoding import decode_image
+from _support.requirements import unavailable
 from _support.sessions import client_of
 from flask_app import create_app
 from werkzeug.serving import make_server
@@ -31,11 +31,7 @@ from decart_sync.media import render_test_pattern
 from decart_sync.testing import wait_until
 from decart_sync.web import SharedSession
 
-
-def unavailable(reason: str) -> None:
-    if os.environ.get("DECART_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"DECART_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(reason)
+_REQUIRED_BY = "DECART_REQUIRE_BROWSER"
 
 
 @pytest.fixture
@@ -44,9 +40,11 @@ def chromium(tmp_path: pathlib.Path) -> Iterator[Any]:
     try:
         import selenium  # noqa: F401 - present, or the test skips
     except ImportError:
-        unavailable("selenium is not installed (pip install -e '.[dev]')")
+        unavailable("selenium is not installed (pip install -e '.[dev]')", _REQUIRED_BY)
     if chromium_binary() is None:
-        unavailable("Chromium is not installed (apt-get install chromium chromium-driver)")
+        unavailable(
+            "Chromium is not installed (apt-get install chromium chromium-driver)", _REQUIRED_BY
+        )
 
     options = chromium_options(str(tmp_path / "chromium-profile"), "--window-size=1400,1000")
     # The MJPEG <img> never finishes loading; wait for the document, not for every resource.

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import pytest
 from _official_clients import DECART_JS_VERSION, ClientUnavailable, official_js_bundle
+from _support.requirements import unavailable
 
 RunInNetns = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -31,31 +32,22 @@ RUN_TIMEOUT = 180.0
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def _unavailable(reason: str, required_by: str) -> None:
-    if os.environ.get(required_by) == "1":
-        pytest.fail(f"{required_by}=1 but {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def bundle() -> pathlib.Path:
     for path in ("/usr/bin/chromium", "/usr/bin/chromedriver"):
         if not os.path.exists(path):
-            _unavailable(
+            unavailable(
                 f"{path} is missing (apt-get install chromium chromium-driver)",
                 "DECART_REQUIRE_BROWSER",
             )
     try:
         import selenium  # noqa: F401
     except ImportError:
-        _unavailable(
-            "selenium is not installed (pip install -e '.[dev]')", "DECART_REQUIRE_BROWSER"
-        )
+        unavailable("selenium is not installed (pip install -e '.[dev]')", "DECART_REQUIRE_BROWSER")
     try:
         return official_js_bundle(DECART_JS_VERSION)
     except ClientUnavailable as exc:
-        _unavailable(str(exc), "DECART_REQUIRE_OFFICIAL_CLIENTS")
-        raise
+        unavailable(str(exc), "DECART_REQUIRE_OFFICIAL_CLIENTS")
 
 
 def test_the_js_client_connects_shows_a_transformed_frame_and_gets_its_prompt_acked(

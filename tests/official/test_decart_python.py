@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from _official_clients import DECART_PY_VERSION, ClientUnavailable, official_python
+from _support.requirements import unavailable
 
 from decart_sync.emulator import Emulator
 
@@ -35,9 +36,7 @@ def official() -> pathlib.Path:
     try:
         return official_python(DECART_PY_VERSION)
     except ClientUnavailable as exc:
-        if os.environ.get("DECART_REQUIRE_OFFICIAL_CLIENTS") == "1":
-            pytest.fail(f"DECART_REQUIRE_OFFICIAL_CLIENTS=1 but {exc}")
-        pytest.skip(str(exc))
+        unavailable(str(exc), "DECART_REQUIRE_OFFICIAL_CLIENTS")
 
 
 class Run:

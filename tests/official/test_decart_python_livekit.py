@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 from _official_clients import DECART_PY_LIVEKIT_VERSION, ClientUnavailable, official_python
+from _support.requirements import unavailable
 
 RunInNetns = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -43,9 +43,7 @@ def official() -> pathlib.Path:
     try:
         return official_python(DECART_PY_LIVEKIT_VERSION)
     except ClientUnavailable as exc:
-        if os.environ.get("DECART_REQUIRE_OFFICIAL_CLIENTS") == "1":
-            pytest.fail(f"DECART_REQUIRE_OFFICIAL_CLIENTS=1 but {exc}")
-        pytest.skip(str(exc))
+        unavailable(str(exc), "DECART_REQUIRE_OFFICIAL_CLIENTS")
 
 
 def _lines(log: str, level: str) -> list[str]:

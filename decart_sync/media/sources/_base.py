@@ -20,7 +20,7 @@ from decart_sync.media.sources._track import SourceTrack
 
 __all__ = ["VideoSource", "check_positive_int"]
 
-logger = get_logger(__name__)
+_log = get_logger(__name__)
 
 # close() waits this long for a read in progress before leaving the release to that reader.
 CLOSE_WAIT = 0.5
@@ -220,4 +220,4 @@ class VideoSource(abc.ABC):
         try:
             self._release()
         except Exception:
-            logger.exception("releasing %s failed", self._name)
+            _log.exception("releasing %s failed", self._name)

@@ -17,7 +17,7 @@ from decart_sync.media.sources._latest import InputFrame, LatestSource
 
 __all__ = ["PushSource"]
 
-logger = get_logger(__name__)
+_log = get_logger(__name__)
 
 
 class PushSource(LatestSource):
@@ -103,7 +103,7 @@ class PushSource(LatestSource):
             on_taken(number)
         except Exception:
             # Instrumentation must not break the stream it measures.
-            logger.exception("PushSource's on_taken callback raised; the frame is sent anyway")
+            _log.exception("PushSource's on_taken callback raised; the frame is sent anyway")
 
     def _has_news(self) -> bool:
         return self._unsent or self._closed

@@ -42,7 +42,7 @@ from decart_sync.media.sources._feed import (
 
 __all__ = ["Pacer", "SourceTrack"]
 
-logger = get_logger(__name__)
+_log = get_logger(__name__)
 
 ErrorCallback = Callable[[DecartSDKError], None]
 
@@ -252,10 +252,10 @@ class SourceTrack(MediaStreamTrack):
         raise MediaStreamError
 
     def _report(self, error: DecartSDKError) -> None:
-        logger.warning("%s", error.message)
+        _log.warning("%s", error.message)
         if self._on_error is None:
             return
         try:
             self._on_error(error)
         except Exception:
-            logger.exception("the media error callback raised")
+            _log.exception("the media error callback raised")
