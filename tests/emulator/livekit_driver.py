@@ -6,7 +6,9 @@ scenario against it, and prints what it measured as one JSON object on stdout. A
 cannot get what it waits for raises, naming it; the exit status is then non-zero.
 
 - ``media``: a producer publishes a synthetic camera and receives the inference server's video,
-  first untouched, then after a prompt; a viewer receives the same and may not publish.
+  first untouched, then after a prompt; a viewer receives the same and may not publish. The
+  producer joins in single-peer-connection mode (the SDK's default), the viewer with the
+  two connections of ``/rtc`` (``single_peer_connection=False``), so both are served.
 - ``tokens``: the SDK's connect fails with tokens that are forged, expired or for another room.
 """
 
@@ -136,8 +138,15 @@ async def media(server: RoomServer) -> dict[str, Any]:
         watched = Receiver(viewer)
         viewer_ticket = server.viewer_ticket()
         await asyncio.wait_for(
-            viewer.connect(viewer_ticket.livekit_url, viewer_ticket.token), CONNECT_TIMEOUT
+            viewer.connect(
+                viewer_ticket.livekit_url,
+                viewer_ticket.token,
+                rtc.RoomOptions(single_peer_connection=False),
+            ),
+            CONNECT_TIMEOUT,
         )
+        result["connections"] = server.connections()
+        result["producer_identity"] = producer.local_participant.identity
         await until(
             lambda: watched.count >= 30, what="30 frames on the viewer", timeout=WAIT_TIMEOUT
         )

@@ -99,6 +99,20 @@ class RoomServer:
 
         return self.call(count)
 
+    def connections(self) -> dict[str, int]:
+        """Each participant in the room (by identity) and how many peer connections the
+        server holds for it: 1 in single-peer-connection mode, 2 with ``/rtc``."""
+        host, ticket = self.host, self.ticket
+        assert host is not None and ticket is not None
+
+        async def count() -> dict[str, int]:
+            room = host.rooms[ticket.room_name]
+            return {
+                p.identity: 1 if p.subscriber is None else 2 for p in room.participants.values()
+            }
+
+        return self.call(count)
+
     def viewer_ticket(self) -> RoomTicket:
         host, ticket = self.host, self.ticket
         assert host is not None and ticket is not None

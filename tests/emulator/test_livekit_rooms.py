@@ -10,6 +10,8 @@ The HTTP side of admission needs no libwebrtc and is tested in this process.
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -19,11 +21,13 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 import requests
+from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 from livekit.protocol import models, rtc
 from livekit_server import MODEL, RoomServer
 
+from decart_sync._ice import host_addresses
 from decart_sync._receivers import MarkerJitterBuffer
 from decart_sync.emulator import Emulator
 from decart_sync.emulator.livekit import INFERENCE_IDENTITY
@@ -87,6 +91,17 @@ def test_a_viewer_receives_the_same_frames_and_cannot_publish(media: dict[str, A
     assert media["viewer_vs_producer"] < PASSTHROUGH_TOLERANCE
     assert media["viewer_can_publish"] is False
     assert "timed out" in media["viewer_publish_error"]
+
+
+@pytest.mark.slow
+def test_the_sdk_joins_with_one_peer_connection_and_the_legacy_join_still_works(
+    media: dict[str, Any],
+) -> None:
+    # The producer took the SDK's default (/rtc/v1), the viewer asked for /rtc; both got video.
+    producer = media["producer_identity"]
+    assert media["connections"][producer] == 1
+    [viewer] = [identity for identity in media["connections"] if identity != producer]
+    assert media["connections"][viewer] == 2
 
 
 @pytest.mark.slow
@@ -174,16 +189,20 @@ def test_a_refused_join_gets_its_status_before_any_websocket(server: RoomServer)
     assert response.status_code == 401
 
 
-def test_single_peer_connection_mode_is_not_found_so_the_sdk_falls_back(
+def test_a_single_peer_connection_join_is_checked_before_any_websocket(
     server: RoomServer,
 ) -> None:
     assert server.ticket is not None
-    response = requests.get(
-        f"http://127.0.0.1:{server.port}/livekit/rtc/v1",
-        headers={"Authorization": f"Bearer {server.ticket.token}"},
-        timeout=10,
+    url = f"http://127.0.0.1:{server.port}/livekit/rtc/v1"
+    unsigned = requests.get(url, params={"join_request": _join_request(None)}, timeout=10)
+    assert (unsigned.status_code, unsigned.text) == (401, "permissions denied")
+    headers = {"Authorization": f"Bearer {server.ticket.token}"}
+    garbled = requests.get(
+        url, params={"join_request": "%%not base64"}, headers=headers, timeout=10
     )
-    assert response.status_code == 404
+    assert garbled.status_code == 400 and "join_request does not parse" in garbled.text
+    validate = requests.get(f"{url}/validate", headers=headers, timeout=10)
+    assert (validate.status_code, validate.text) == (200, "success")
 
 
 def test_viewer_credentials_exist_only_for_open_rooms() -> None:
@@ -243,13 +262,17 @@ class SignalClient:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
 
-    async def receive(self, kind: str) -> Any:
-        """The next response of ``kind`` (skipping others, e.g. the subscriber offer)."""
+    async def receive(self, kind: str, seen: list[str] | None = None) -> Any:
+        """The next response of ``kind`` (skipping others, e.g. the subscriber offer; ``seen``
+        collects the kind of every response read)."""
         while True:
             frame = await self.ws.receive(timeout=10)
             assert frame.type == aiohttp.WSMsgType.BINARY, f"socket ended: {frame}"
             response = rtc.SignalResponse.FromString(frame.data)
-            if response.WhichOneof("message") == kind:
+            which = response.WhichOneof("message")
+            if seen is not None:
+                seen.append(which)
+            if which == kind:
                 return getattr(response, kind)
 
     async def send(self, **message: Any) -> None:
@@ -262,6 +285,113 @@ async def _converse(url: str, token: str, talk: Callable[[SignalClient], Awaitab
         session.ws_connect(f"{url}/rtc", headers={"Authorization": f"Bearer {token}"}) as ws,
     ):
         return await talk(SignalClient(ws))
+
+
+def _join_request(offer: str | None) -> str:
+    """A ``join_request`` parameter as the ``livekit`` SDK writes one: gzipped."""
+    request = rtc.JoinRequest()
+    if offer is not None:
+        request.publisher_offer.CopyFrom(rtc.SessionDescription(type="offer", sdp=offer, id=1))
+    wrapped = rtc.WrappedJoinRequest(
+        join_request=gzip.compress(request.SerializeToString()),
+        compression=rtc.WrappedJoinRequest.Compression.GZIP,
+    )
+    return base64.urlsafe_b64encode(wrapped.SerializeToString()).decode()
+
+
+async def _single_peer_offer(videos: int) -> tuple[RTCPeerConnection, str]:
+    """An offer shaped like the SDK's first one: a data channel, one recvonly audio m-line and
+    ``videos`` recvonly video m-lines. No candidates are gathered (none is needed here)."""
+    pc = RTCPeerConnection()
+    pc.createDataChannel("_reliable")
+    pc.addTransceiver("audio", direction="recvonly")
+    for _ in range(videos):
+        pc.addTransceiver("video", direction="recvonly")
+    with host_addresses([]):
+        await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+def _media_sections(sdp: str) -> dict[str, str]:
+    """Each m-line's mid and the lines that follow it, up to the next m-line."""
+    sections: dict[str, str] = {}
+    for block in sdp.split("m=")[1:]:
+        mid = next(line[6:] for line in block.splitlines() if line.startswith("a=mid:"))
+        sections[mid.strip()] = block
+    return sections
+
+
+def test_a_single_peer_connection_join_gets_its_offer_answered_with_the_model_video(
+    server: RoomServer,
+) -> None:
+    assert server.ticket is not None
+    ticket = server.ticket
+
+    async def scenario() -> tuple[Any, Any, str, list[str], Any]:
+        pc, offer = await _single_peer_offer(videos=2)
+        try:
+            url = f"{ticket.livekit_url}/rtc/v1"
+            headers = {"Authorization": f"Bearer {ticket.token}"}
+            params = {"join_request": _join_request(offer)}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(url, headers=headers, params=params) as ws,
+            ):
+                client = SignalClient(ws)
+                kinds: list[str] = []
+                join = await client.receive("join", seen=kinds)
+                answer = await client.receive("answer", seen=kinds)
+                await client.send(ping_req=rtc.Ping(timestamp=7))
+                pong = await client.receive("pong_resp", seen=kinds)
+                await client.send(leave=rtc.LeaveRequest())
+            videos = [t.mid for t in pc.getTransceivers() if t.kind == "video"]
+            return join, answer, videos[0], kinds, pong
+        finally:
+            await pc.close()
+
+    join, answer, first_video, kinds, pong = asyncio.run(scenario())
+    [inference] = join.other_participants
+    [track] = inference.tracks
+    # The model's video goes on the first recvonly video m-line, named there by its mid and in
+    # its stream id; the other video m-line stays unused.
+    assert answer.type == "answer" and answer.id == 1
+    assert dict(answer.mid_to_track_id) == {first_video: track.sid}
+    sections = _media_sections(answer.sdp)
+    assert "a=sendonly" in sections[first_video]
+    assert f"a=msid:{inference.sid}|{track.sid} " in sections[first_video]
+    others = [block for mid, block in sections.items() if mid != first_video]
+    assert all("a=sendonly" not in block for block in others)
+    # One connection: the server never offers, and answers in order.
+    assert "offer" not in kinds and pong.last_ping_timestamp == 7
+
+
+def test_an_offer_with_no_video_line_to_send_on_gets_a_media_sections_requirement(
+    server: RoomServer,
+) -> None:
+    assert server.ticket is not None
+    ticket = server.ticket
+
+    async def scenario() -> tuple[Any, Any]:
+        pc, offer = await _single_peer_offer(videos=0)
+        try:
+            url = f"{ticket.livekit_url}/rtc/v1"
+            headers = {"Authorization": f"Bearer {ticket.token}"}
+            params = {"join_request": _join_request(offer)}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(url, headers=headers, params=params) as ws,
+            ):
+                client = SignalClient(ws)
+                answer = await client.receive("answer")
+                requirement = await client.receive("media_sections_requirement")
+                await client.send(leave=rtc.LeaveRequest())
+            return answer, requirement
+        finally:
+            await pc.close()
+
+    answer, requirement = asyncio.run(scenario())
+    assert dict(answer.mid_to_track_id) == {}
+    assert (requirement.num_videos, requirement.num_audios) == (1, 0)
 
 
 def test_the_join_response_describes_the_room_and_the_inference_servers_track(
@@ -350,4 +480,4 @@ def test_the_emulator_serves_its_rooms_under_livekit(emulator: Emulator) -> None
     base = f"{emulator.url}/livekit/rtc"
     refused = requests.get(f"{base}/validate", timeout=10)
     assert (refused.status_code, refused.text) == (401, "permissions denied")
-    assert requests.get(f"{base}/v1", timeout=10).status_code == 404
+    assert requests.get(f"{base}/v1", timeout=10).status_code == 401

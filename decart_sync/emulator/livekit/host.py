@@ -18,8 +18,11 @@ Routes, under ``prefix`` (``/livekit``), as a LiveKit server serves them (the SD
   before the upgrade (see :mod:`~decart_sync.emulator.livekit.grants`).
 - ``GET {prefix}/rtc/validate``: the same checks, answered ``success``; the SDK calls it after
   a failed upgrade to learn why.
-- ``GET {prefix}/rtc/v1``: 404. That is single-peer-connection mode, which the SDK tries first
-  and leaves for ``/rtc`` on exactly this status.
+- ``GET {prefix}/rtc/v1`` (WebSocket): the same in single-peer-connection mode, which the SDK
+  tries first (and LiveKit's servers serve): the client's settings and its first offer come in
+  the ``join_request`` parameter, and one peer connection carries both directions. The SDK
+  falls back to ``/rtc`` only on a 404, so the legacy path is served as well; ``v1/validate``
+  checks the same.
 
 Everything runs on the emulator's loop; every method must be called there.
 """
@@ -32,14 +35,19 @@ from typing import Final
 
 import attrs
 from aiohttp import web
-from livekit.protocol import models
+from livekit.protocol import models, rtc
 
 from decart_sync._redact import get_logger, mask
 from decart_sync.emulator.livekit.grants import DEFAULT_TTL, AccessTokens, RoomGrant, TokenRefused
 from decart_sync.emulator.livekit.media import RoomMedia
 from decart_sync.emulator.livekit.participant import Participant
 from decart_sync.emulator.livekit.room import Room
-from decart_sync.emulator.livekit.wire import MAX_FRAME_BYTES, SignalSocket, leave_request
+from decart_sync.emulator.livekit.wire import (
+    MAX_FRAME_BYTES,
+    SignalSocket,
+    leave_request,
+    parse_join_request,
+)
 from decart_sync.emulator.peer import gathering_addresses
 
 _log = get_logger(__name__)
@@ -157,8 +165,8 @@ class RoomHost:
         """Serve the rooms on ``app`` (before it starts), and close them when it shuts down."""
         app.router.add_get(f"{self.prefix}/rtc", self._signal)
         app.router.add_get(f"{self.prefix}/rtc/validate", self._validate)
-        app.router.add_get(f"{self.prefix}/rtc/v1", self._single_peer_connection)
-        app.router.add_get(f"{self.prefix}/rtc/v1/validate", self._single_peer_connection)
+        app.router.add_get(f"{self.prefix}/rtc/v1", self._signal)
+        app.router.add_get(f"{self.prefix}/rtc/v1/validate", self._validate)
 
         async def close_rooms(_: web.Application) -> None:
             await self.close()
@@ -187,19 +195,26 @@ class RoomHost:
             return web.Response(status=exc.status, text=str(exc))
         return web.Response(text="success")
 
-    async def _single_peer_connection(self, request: web.Request) -> web.Response:
-        return web.Response(status=404, text="single peer connection mode is not supported")
-
     async def _signal(self, request: web.Request) -> web.StreamResponse:
         try:
             room, grant = self._admit(request)
         except TokenRefused as exc:
             _log.info("room join refused (%s): %s", exc.status, exc)
             return web.Response(status=exc.status, text=str(exc))
+        join: rtc.JoinRequest | None = None
+        if request.path.endswith("/v1"):
+            try:
+                join = parse_join_request(request.query.get("join_request", ""))
+            except ValueError as exc:
+                _log.info("room join refused (400): %s", exc)
+                return web.Response(status=400, text=str(exc))
+            reconnect = join.reconnect
+        else:
+            reconnect = request.query.get("reconnect") == "1"
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES)
         await ws.prepare(request)
         socket = SignalSocket(ws, f"{grant.identity}@{room.name}")
-        if request.query.get("reconnect") == "1":
+        if reconnect:
             # A resume of a connection this server no longer has: tell the SDK to rejoin from
             # scratch at once, rather than let it wait for a reconnect response.
             await socket.send(
@@ -211,7 +226,7 @@ class RoomHost:
             await socket.send(leave=leave_request(models.DisconnectReason.ROOM_DELETED))
             await socket.close()
             return ws
-        participant = Participant(room, grant, socket, self._addresses)
+        participant = Participant(room, grant, socket, self._addresses, join=join)
         await room.admit(participant)
         _log.info("%s joined room %s", grant.identity, room.name)
         await participant.run()

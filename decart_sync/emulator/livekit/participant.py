@@ -15,6 +15,15 @@ The sequence (protocol.md section 9; the Rust core's ``rtc_session.rs`` is the c
 4. Candidates for either connection come as ``trickle``; ``ping_req`` gets a ``pong_resp``;
    ``leave`` ends the participant, and so does silence longer than the ping timeout.
 
+In single-peer-connection mode (``/rtc/v1``, the SDK's first choice) there is no subscriber
+connection: the client always offers and the server always answers, on one connection. Its
+first offer comes with the join request, with data channels and three recvonly audio and video
+m-lines ready for what it will receive. The server answers after the ``join``, sending the
+inference server's video on the first recvonly video m-line, and names it in the answer's
+``mid_to_track_id`` (the SDK identifies a received track by its m-line there). An offer with no
+free video m-line gets a ``media_sections_requirement`` for one, and the client offers again.
+Candidates go to the one connection whatever their target.
+
 Messages are handled one at a time, in order. Everything else the client may send
 (subscription settings, layer updates, sync state, mutes) changes nothing here and is ignored.
 """
@@ -25,7 +34,7 @@ import asyncio
 import time
 from typing import Final
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamTrack
 from livekit.protocol import models, rtc
 
@@ -54,8 +63,16 @@ class Participant:
     """A client in a room, from its JoinResponse to its leave. Used on the emulator's loop."""
 
     def __init__(
-        self, room: Room, grant: RoomGrant, socket: SignalSocket, addresses: list[str] | None
+        self,
+        room: Room,
+        grant: RoomGrant,
+        socket: SignalSocket,
+        addresses: list[str] | None,
+        *,
+        join: rtc.JoinRequest | None = None,
     ) -> None:
+        """``join``: the request of a single-peer-connection join; None for the two-connection
+        join (``/rtc``)."""
         self.room = room
         self.socket = socket
         self.identity = grant.identity
@@ -67,7 +84,12 @@ class Participant:
         #: Published tracks by the client's id for them (``cid``).
         self.tracks: dict[str, models.TrackInfo] = {}
         self.publisher = PeerTransport(addresses, self._transport_ended)
-        self.subscriber = PeerTransport(addresses, self._transport_ended)
+        #: None in single-peer-connection mode, where the publisher carries both directions.
+        self.subscriber = PeerTransport(addresses, self._transport_ended) if join is None else None
+        self._first_offer = (
+            join.publisher_offer if join and join.HasField("publisher_offer") else None
+        )
+        self._subscription_mid: str | None = None  # single-peer-connection mode: where it goes
         self._version = 0
         self._taken: set[str] = set()  # ids of received tracks already handed to the room
         self._outputs: list[MediaStreamTrack] = []
@@ -102,7 +124,10 @@ class Participant:
             await self.socket.send(join=self._join_response())
             self.state = models.ParticipantInfo.State.ACTIVE
             await self.room.announce(self)
-            await self._offer_subscription()
+            if self.subscriber is not None:
+                await self._offer_subscription()
+            elif self._first_offer is not None:
+                await self._answer(self._first_offer)
             async for request in self.socket.requests(idle_timeout=PING_TIMEOUT):
                 if not await self._handle(request):
                     break
@@ -132,34 +157,92 @@ class Participant:
         )
 
     async def _offer_subscription(self) -> None:
+        assert self.subscriber is not None
         pc = self.subscriber.pc
         # The track before the data channels: its transport becomes the bundle's, and the
         # data channels join it (see transport.py on why aiortc needs that order).
         if self.can_subscribe:
-            output = self.room.media.output()
-            self._outputs.append(output)
-            sender = pc.addTransceiver(output, direction="sendonly").sender
-            # aiortc names the stream of each sender at random; the SDK needs LiveKit's
-            # "<participant sid>|<track sid>" there, or it drops the track as unknown. The
-            # attribute is read when the offer is written, so it must be set before.
-            if not hasattr(sender, "_stream_id"):
-                raise RuntimeError("aiortc's RTCRtpSender has no _stream_id: unsupported version")
-            sender._stream_id = f"{self.room.inference_sid}|{self.room.video_track_sid}"
-        pc.createDataChannel("_reliable", ordered=True)
-        pc.createDataChannel("_lossy", ordered=False, maxRetransmits=0)
+            output = self._subscription()
+            self._name_stream(pc.addTransceiver(output, direction="sendonly").sender)
+        self._open_data_channels(pc)
         sdp = await self.subscriber.offer()
         await self.socket.send(offer=rtc.SessionDescription(type="offer", sdp=sdp, id=1))
+
+    def _subscription(self) -> MediaStreamTrack:
+        """A track of the inference server's video for this participant."""
+        output = self.room.media.output()
+        self._outputs.append(output)
+        return output
+
+    def _name_stream(self, sender: RTCRtpSender) -> None:
+        # aiortc names the stream of each sender at random; the SDK needs LiveKit's
+        # "<participant sid>|<track sid>" there, or it drops the track as unknown. The
+        # attribute is read when the description is written, so it must be set before.
+        if not hasattr(sender, "_stream_id"):
+            raise RuntimeError("aiortc's RTCRtpSender has no _stream_id: unsupported version")
+        sender._stream_id = f"{self.room.inference_sid}|{self.room.video_track_sid}"
+
+    @staticmethod
+    def _open_data_channels(pc: RTCPeerConnection) -> None:
+        # The data channels LiveKit opens towards every subscriber.
+        pc.createDataChannel("_reliable", ordered=True)
+        pc.createDataChannel("_lossy", ordered=False, maxRetransmits=0)
+
+    async def _answer(self, offer: rtc.SessionDescription) -> None:
+        """Answer an offer on the publisher connection (in single-peer-connection mode, the
+        only one): take the client's tracks, and place the subscription if it goes here."""
+        placed = self._subscription_mid
+        sdp = await self.publisher.answer(offer.sdp, self._attach)
+        mapping = {}
+        if self._subscription_mid is not None:
+            mapping[self._subscription_mid] = self.room.video_track_sid
+        await self.socket.send(
+            answer=rtc.SessionDescription(
+                type="answer", sdp=sdp, id=offer.id, mid_to_track_id=mapping
+            )
+        )
+        if self.subscriber is not None or not self.can_subscribe:
+            return
+        if self._subscription_mid is None:
+            # No recvonly video m-line to send on: ask for one; the client offers again.
+            await self.socket.send(
+                media_sections_requirement=rtc.MediaSectionsRequirement(num_videos=1)
+            )
+        elif placed is None:
+            self._open_data_channels(self.publisher.pc)
+
+    def _attach(self, pc: RTCPeerConnection) -> None:
+        """Between applying an offer and answering it."""
+        self._take_tracks(pc)
+        if self.subscriber is None and self.can_subscribe and self._subscription_mid is None:
+            self._place_subscription(pc)
+
+    def _place_subscription(self, pc: RTCPeerConnection) -> None:
+        # A video m-line the client receives on and sends nothing on; aiortc has made it a
+        # recvonly transceiver with no remote track. Sending on it turns the answer sendonly.
+        for transceiver in pc.getTransceivers():
+            if (
+                transceiver.kind == "video"
+                and transceiver.mid is not None
+                and transceiver.receiver.track is None
+                and transceiver.sender.track is None
+            ):
+                transceiver.direction = "sendonly"
+                transceiver.sender.replaceTrack(self._subscription())
+                self._name_stream(transceiver.sender)
+                self._subscription_mid = transceiver.mid
+                return
 
     async def _handle(self, request: rtc.SignalRequest) -> bool:
         """Act on one request; False when the participant is leaving."""
         kind = request.WhichOneof("message")
         if kind == "offer":
-            sdp = await self.publisher.answer(request.offer.sdp, self._take_tracks)
-            await self.socket.send(
-                answer=rtc.SessionDescription(type="answer", sdp=sdp, id=request.offer.id)
-            )
+            await self._answer(request.offer)
         elif kind == "answer":
-            await self.subscriber.accept_answer(request.answer.sdp)
+            if self.subscriber is None:
+                _log.warning("%s: an answer in single-peer-connection mode; ignored", self.identity)
+            else:
+                await self.subscriber.accept_answer(request.answer.sdp)
         elif kind == "trickle":
             await self._add_candidate(request.trickle)
         elif kind == "add_track":
@@ -185,7 +268,7 @@ class Participant:
         except ValueError as exc:
             _log.warning("%s: trickled candidate skipped: %s", self.identity, exc)
             return
-        if trickle.target == rtc.SignalTarget.SUBSCRIBER:
+        if trickle.target == rtc.SignalTarget.SUBSCRIBER and self.subscriber is not None:
             await self.subscriber.add_candidate(candidate)
         else:
             await self.publisher.add_candidate(candidate)
@@ -251,5 +334,6 @@ class Participant:
         for output in self._outputs:
             output.stop()
         await self.publisher.close()
-        await self.subscriber.close()
+        if self.subscriber is not None:
+            await self.subscriber.close()
         await self.room.remove(self)

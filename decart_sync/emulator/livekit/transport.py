@@ -2,7 +2,8 @@
 
 LiveKit gives every participant two (protocol.md section 9): the **publisher**, which the
 client offers and the server answers (its tracks and data channels go to the server), and the
-**subscriber**, which the server offers (the tracks the client receives). Both trickle the
+**subscriber**, which the server offers (the tracks the client receives); in
+single-peer-connection mode, only the first, carrying both directions. Both trickle the
 client's candidates, which may arrive before the description they belong to: libwebrtc sends
 them from a task of their own, racing the offer or answer. They wait here until it is applied.
 
@@ -10,8 +11,8 @@ ICE gathers on the emulator's bind address only, with no STUN or TURN server, as
 transport's peer connection does (``emulator/peer.py``).
 
 Bundling is ``max-bundle``, not aiortc's default ``balanced``. The SDK's publisher offer holds
-three recvonly audio and three recvonly video m-lines before its track (left over from its
-single-connection attempt), bundled on an audio one. Under ``balanced`` aiortc puts each video
+three recvonly audio and three recvonly video m-lines before its track (its single-connection
+offer, or what is left of it after falling back to two connections), bundled on an audio one. Under ``balanced`` aiortc puts each video
 m-line after the first on that first video m-line's own transport and then never moves them to
 the bundle's, so the track's packets arrive on a transport that has no receiver for them and
 are dropped. Under ``max-bundle`` every m-line starts on the first one's transport, which is the

@@ -11,6 +11,10 @@ writes every candidate into its SDP, which libwebrtc reads as well as a trickled
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import gzip
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +33,9 @@ _log = get_logger(__name__)
 
 # Far above any signal message (an SDP with a few dozen m-lines is ~20 KB).
 MAX_FRAME_BYTES = 1 << 20
+# A join request carries one offer; inflated, it is a few KB. The bound keeps a hostile
+# gzip stream from inflating without limit.
+MAX_JOIN_REQUEST_BYTES = 1 << 20
 
 
 class SignalSocket:
@@ -106,3 +113,30 @@ def parse_candidate_init(text: str) -> RTCIceCandidate | None:
             mid if isinstance(mid, str) else None,
         )
     )
+
+
+def parse_join_request(param: str) -> rtc.JoinRequest:
+    """The ``join_request`` query parameter of a single-peer-connection join: a base64url
+    ``WrappedJoinRequest`` around a ``JoinRequest``, gzipped or not. Raises ValueError."""
+    try:
+        wrapped = rtc.WrappedJoinRequest()
+        # The SDK leaves the padding on; a client that strips it is read the same way.
+        wrapped.ParseFromString(base64.urlsafe_b64decode(param + "=" * (-len(param) % 4)))
+        data = wrapped.join_request
+        if wrapped.compression == rtc.WrappedJoinRequest.Compression.GZIP:
+            data = _gunzip(data)
+        elif wrapped.compression != rtc.WrappedJoinRequest.Compression.NONE:
+            raise ValueError(f"unknown compression {wrapped.compression}")
+        request = rtc.JoinRequest()
+        request.ParseFromString(data)
+    except (binascii.Error, DecodeError, OSError, EOFError) as exc:
+        raise ValueError(f"join_request does not parse: {exc}") from None
+    return request
+
+
+def _gunzip(data: bytes) -> bytes:
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+        inflated = stream.read(MAX_JOIN_REQUEST_BYTES + 1)
+    if len(inflated) > MAX_JOIN_REQUEST_BYTES:
+        raise ValueError("join_request inflates beyond 1 MiB")
+    return inflated
