@@ -2,7 +2,7 @@
 the SDK beside a hand-written client of the same transport.
 
 Usage: ``python benchmarks/memory.py [--quick] [--json PATH] [--sessions 1,4,8] [--duration S]
-[--no-trace] [--livekit]``
+[--rounds R] [--no-trace] [--livekit]``
 
 For each transport (``webrtc``; with ``--livekit`` also ``livekit``, the script then re-runs itself
 in a private network namespace as ``e2e.py --livekit`` does), each model size (``lucy-2.1``,
@@ -15,16 +15,26 @@ each session count N and each client kind, a fresh child process:
   RawLiveKitSession` on one asyncio loop, each frame converted to BGR and dropped.
 
 Each child imports everything first and takes its baseline RSS, then runs two identical rounds
-(open N sessions, stream for the duration, close them all, let them settle) and notes, per
-round, the peak RSS (the kernel's high-water mark, reset at the round's start) and the RSS after
-close. The second round tells memory given back from memory kept and reused. After it, the child
-collects garbage and calls glibc's ``malloc_trim(0)``, so the table shows how much of what is
-left is Python garbage, how much free memory the allocator keeps, and how much is live.
+(``--rounds R`` for more; open N sessions, stream for the duration, close them all, let them
+settle) and notes, per round, the peak RSS (the kernel's high-water mark, reset at the round's
+start) and the RSS after close. The second round tells memory given back from memory kept and
+reused. After the last, the child collects garbage and calls glibc's ``malloc_trim(0)``, so the
+table shows how much of what is left is Python garbage, how much free memory the allocator keeps,
+and how much is live.
+
+Retention (``--rounds R`` with R >= 3): what each session served leaves behind for good, the
+least-squares slope of the RSS after close and of malloc's bytes in use after close
+(``mallinfo2``) against the sessions served so far (round index * N), in KB per session. Round 1
+is left out of the fit: it also pays first-use costs (library code paged in, runtime threads
+started) that the later rounds reuse and that would read as a leak. A slope near 0 means closed
+sessions give everything back; a steady one is a leak that grows with every session a
+long-lived process serves, too small to tell apart in two rounds. The heap slope is the sharper:
+RSS also moves with the free memory the allocator keeps or hands back.
 
 Where the memory is: at each moment the child also reads ``/proc/self/smaps_rollup`` (anonymous
 vs file-backed) and glibc's ``mallinfo2()`` (bytes in malloc's arenas, in use and free, and in
-mmapped chunks). At the largest N of each size, a third round runs under ``tracemalloc`` (its own
-overhead stays out of the RSS figures) and reports the top 10 Python allocation sites at the
+mmapped chunks). At the largest N of each size, one more round runs under ``tracemalloc`` (its
+own overhead stays out of the RSS figures) and reports the top 10 Python allocation sites at the
 peak and what is still allocated after close, and the SDK-related objects alive after close.
 
 Goals (issue 14): per session, peak RSS no more than the hand-written client's + 10 % at every
@@ -39,6 +49,7 @@ import enum
 import gc
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,7 +67,8 @@ CUSTOM_SIZE = (640, 352)
 FPS = 30
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 3.0
-CHILD_TIMEOUT = 300.0
+CHILD_TIMEOUT = 300.0  # for the default two rounds; more rounds get proportionally more
+ROUNDS = 2
 PEAK_GOAL = 1.10  # SDK peak per session <= raw's * 1.10
 RETURN_GOAL_MB = 20.0
 TOP = 10
@@ -362,8 +374,8 @@ def child(args: Any) -> int:
         "baseline": moment(meter),
     }
     try:
-        result["rounds"] = [_round(sessions, meter, args) for _ in range(2)]
-        # What is left after two rounds: Python garbage, then what the allocator keeps free.
+        result["rounds"] = [_round(sessions, meter, args) for _ in range(args.rounds)]
+        # What is left after the rounds: Python garbage, then what the allocator keeps free.
         gc.collect()
         result["after_gc"] = moment(meter)
         if LIBC is not None:
@@ -405,12 +417,14 @@ def child_command(
         *("--url", emulator.url, "--realtime-url", emulator.realtime_url),
         *("--api-key", emulator.api_key),
         *("--warmup", str(args.warmup), "--duration", str(args.duration)),
-        *("--settle", str(args.settle)),
+        *("--settle", str(args.settle), "--rounds", str(args.rounds)),
         *(["--trace"] if trace else []),
     ]
 
 
-def run_children(commands: dict[str, list[str]], together: bool) -> list[dict[str, Any]]:
+def run_children(
+    commands: dict[str, list[str]], together: bool, timeout: float = CHILD_TIMEOUT
+) -> list[dict[str, Any]]:
     """Each client kind in a process of its own; ``together`` runs them at the same time (for
     ``--quick``: RSS is per process, so only the CPU they share changes)."""
     results = []
@@ -420,16 +434,16 @@ def run_children(commands: dict[str, list[str]], together: bool) -> list[dict[st
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         if not together:
-            results.append(_finish(kind, started.pop(kind)))
-    results += [_finish(kind, process) for kind, process in started.items()]
+            results.append(_finish(kind, started.pop(kind), timeout))
+    results += [_finish(kind, process, timeout) for kind, process in started.items()]
     return [result for result in results if result is not None]
 
 
-def _finish(kind: str, process: subprocess.Popen[str]) -> dict[str, Any] | None:
+def _finish(kind: str, process: subprocess.Popen[str], timeout: float) -> dict[str, Any] | None:
     """The child's figures; None (and its error printed) when it failed, so one overloaded
     combination does not lose the others."""
     try:
-        stdout, stderr = process.communicate(timeout=CHILD_TIMEOUT)
+        stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         stdout, stderr = process.communicate()
@@ -445,11 +459,29 @@ def _finish(kind: str, process: subprocess.Popen[str]) -> dict[str, Any] | None:
     return None
 
 
+def retention_kb(rounds: list[dict[str, Any]], n: int, key: str) -> float | None:
+    """KB that each session served leaves behind: the least-squares slope of ``key`` after close
+    against the sessions served by then, over rounds 2 onwards (round 1 also pays first-use
+    costs, which the later rounds reuse). None with fewer than two such rounds, or without the
+    figure (``in_use_mb`` needs glibc's mallinfo2)."""
+    points = [
+        ((index + 1) * n, one["after_close"][key])
+        for index, one in enumerate(rounds)
+        if index > 0 and one["after_close"].get(key) is not None
+    ]
+    if len(points) < 2:
+        return None
+    served, held = zip(*points, strict=True)
+    slope, _ = statistics.linear_regression(served, held)
+    return round(slope * 1024, 1)
+
+
 def analyse(result: dict[str, Any]) -> dict[str, Any]:
-    """Per-session peak, and what each moment holds above the baseline."""
+    """Per-session peak, what each moment holds above the baseline, and with three rounds or
+    more what each session served keeps."""
     base = result["baseline"]["rss_mb"]
     n = result["sessions"]
-    first, second = result["rounds"]
+    first, second = result["rounds"][:2]
     result["peak_per_session_mb"] = round((first["peak_rss_mb"] - base) / n, 1)
     result["peak2_per_session_mb"] = round((second["peak_rss_mb"] - base) / n, 1)
     result["after_close_mb"] = round(first["after_close"]["rss_mb"] - base, 1)
@@ -457,6 +489,8 @@ def analyse(result: dict[str, Any]) -> dict[str, Any]:
     result["after_gc_mb"] = round(result["after_gc"]["rss_mb"] - base, 1)
     trimmed = result.get("after_trim")
     result["after_trim_mb"] = None if trimmed is None else round(trimmed["rss_mb"] - base, 1)
+    result["retained_kb_per_session_rss"] = retention_kb(result["rounds"], n, "rss_mb")
+    result["retained_kb_per_session_heap"] = retention_kb(result["rounds"], n, "in_use_mb")
     return result
 
 
@@ -508,6 +542,8 @@ def goals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
+    # The retention columns only when there are rounds to fit (all rows have as many).
+    retention = any(len(r["rounds"]) >= 3 for r in rows)
     table = [
         [
             f"{r['transport']} {r['size']}",
@@ -525,6 +561,14 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             _common.fmt(r["rounds"][1]["after_close"].get("free_kept_mb")),
             str(r["rounds"][1]["after_close"].get("arenas", "-")),
             str(r["rounds"][1]["after_close"]["threads"] - r["baseline"]["threads"]),
+            *(
+                [
+                    _common.signed(r["retained_kb_per_session_heap"], 0),
+                    _common.signed(r["retained_kb_per_session_rss"], 0),
+                ]
+                if retention
+                else []
+            ),
         ]
         for r in rows
     ]
@@ -545,15 +589,26 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             "free kept",
             "arenas",
             "+thr",
+            *(["kept/s heap KB", "kept/s RSS KB"] if retention else []),
         ],
         table,
     )
-    print(
+    rounds = max((len(r["rounds"]) for r in rows), default=ROUNDS)
+    legend = (
         "peak/s, peak2/s: (peak RSS - baseline) / N in rounds 1 and 2; closed, closed2: RSS after "
         "all sessions closed minus baseline, after rounds 1 and 2; +gc, +trim: the same after "
-        "gc.collect() and then malloc_trim(0); free kept: free bytes glibc's arenas keep after "
-        "round 2 (MB), in that many arenas; +thr: threads left after close.\n"
+        "gc.collect() and then malloc_trim(0)"
+        + (f" (after round {rounds})" if rounds > ROUNDS else "")
+        + "; free kept: free bytes glibc's arenas keep after round 2 (MB), in that many arenas; "
+        "+thr: threads left after close."
     )
+    if retention:
+        legend += (
+            "\nkept/s heap, kept/s RSS: KB each session served keeps, the least-squares slope of "
+            "malloc's bytes in use and of RSS after close against sessions served, over rounds "
+            f"2-{rounds} (round 1 also pays first-use costs)."
+        )
+    print(legend + "\n")
 
 
 def print_trace(rows: list[dict[str, Any]]) -> None:
@@ -593,6 +648,12 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument("--warmup", type=float, help="seconds streamed before the duration")
     arguments.add_argument("--settle", type=float, help="seconds after close before measuring")
     arguments.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help="rounds per child (2); 3 or more also fit what each session served keeps",
+    )
+    arguments.add_argument(
         "--no-trace", action="store_true", help="skip the tracemalloc round at the largest N"
     )
     _common.add_livekit_flag(arguments)
@@ -608,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments.add_argument("--api-key", help="(internal)")
     arguments.add_argument("--trace", action="store_true", help="(internal)")
     args = arguments.parse_args(argv)
+    if args.rounds < ROUNDS:
+        arguments.error(f"--rounds must be at least {ROUNDS}: rounds 1 and 2 are always reported")
     if args.child:
         return child(args)
     rerun = _common.rerun_for_livekit(args.livekit, __file__, argv)
@@ -628,11 +691,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {_common.describe_machine(info)}")
     print(
         f"sizes {', '.join(f'{w}x{h}' for _, w, h in sizes)} @{FPS}; N {counts}; transports "
-        f"{', '.join(transports)}; each client kind and N in a fresh process; two rounds of "
+        f"{', '.join(transports)}; each client kind and N in a fresh process; "
+        f"{'two' if args.rounds == ROUNDS else args.rounds} rounds of "
         f"{args.warmup:g}+{args.duration:g} s streaming, {args.settle:g} s settle after close\n"
     )
     rows: list[dict[str, Any]] = []
     extra = [profile_argument(CUSTOM_NAME, *CUSTOM_SIZE, FPS)]
+    timeout = CHILD_TIMEOUT * args.rounds / ROUNDS  # a child's time grows with its rounds
     with EmulatorProcess(extra) as emulator:
         for transport in transports:
             for size in sizes:
@@ -642,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
                         kind: child_command(emulator, kind, transport, size, count, trace, args)
                         for kind in ("sdk", "raw")
                     }
-                    rows += run_children(commands, together=args.quick)
+                    rows += run_children(commands, args.quick, timeout)
                     print(f"  {transport} {size[1]}x{size[2]} x{count} done", flush=True)
     print()
     print_rows(rows)
@@ -663,6 +728,17 @@ def main(argv: list[str] | None = None) -> int:
         f" up to {worst_left[0]:+.1f} MB left after close ({worst_left[1]} {worst_left[2]}) "
         f"({'goals met' if not missed else f'{missed} of {len(goal_items)} goals missed'})"
     )
+    kept = [
+        (r["retained_kb_per_session_heap"], r["transport"], r["size"])
+        for r in rows
+        if r["client"] == "sdk" and r["retained_kb_per_session_heap"] is not None
+    ]
+    if kept:
+        worst_kept = max(kept)
+        line += (
+            f"; sdk heap kept up to {worst_kept[0]:+.0f} KB per session served "
+            f"({worst_kept[1]} {worst_kept[2]})"
+        )
     _common.write_json(
         args.json,
         {
@@ -676,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
                 "warmup_s": args.warmup,
                 "duration_s": args.duration,
                 "settle_s": args.settle,
+                "rounds": args.rounds,
                 "quick": args.quick,
                 "pid": os.getpid(),
             },
