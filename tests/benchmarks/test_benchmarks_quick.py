@@ -173,3 +173,25 @@ def test_livekit_rows_run_in_a_private_namespace(tmp_path: Path) -> None:
         "livekit CPU per frame vs raw livekit",
     ]
     assert process.stdout.rstrip().splitlines()[-1] == figures["summary"]
+
+
+def test_livekit_rooms_measures_what_the_package_keeps_per_room(tmp_path: Path) -> None:
+    """``livekit_rooms.py``: plain ``livekit`` rooms joined and left, in each signalling mode,
+    with a fitted figure per mode. Alone: libwebrtc is busy."""
+    require_netns()
+    json_path = tmp_path / "livekit_rooms.json"
+    process = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "livekit_rooms.py"), "--quick", "--json", str(json_path)],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        cwd=tmp_path,
+    )
+    assert process.returncode == 0, f"{process.stdout[-2000:]}\n{process.stderr[-3000:]}"
+    figures = json.loads(json_path.read_text(encoding="utf-8"))
+    rows = figures["rows"]
+    assert [row["mode"] for row in rows] == ["join v1", "join v0", "session v1"]
+    for row in rows:
+        assert len(row["after"]) == figures["settings"]["cycles"]
+        assert isinstance(row["kept_kb_per_room_heap"], float)
+    assert process.stdout.rstrip().splitlines()[-1] == figures["summary"]
