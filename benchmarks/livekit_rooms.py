@@ -38,7 +38,7 @@ from urllib.parse import urlencode
 import _common
 import aiohttp
 from _emulator_process import EmulatorProcess, profile_argument
-from memory import LIBC, malloc_view
+from memory import LIBC, child_result, malloc_view
 
 MODES = ("join v1", "join v0", "session v1")
 SIZE = (640, 352)
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=cycles * TIMEOUT, check=False
             )
-            result = _result(done.stdout)
+            result = child_result(done.stdout)
             if result is None:
                 tail = "\n".join(done.stderr.strip().splitlines()[-3:])
                 print(f"  {mode}: the child failed (exit {done.returncode}): {tail}", flush=True)
@@ -190,18 +190,6 @@ def main(argv: list[str] | None = None) -> int:
     _common.write_json(args.json, figures)
     print(summary)
     return 0 if len(rows) == len(MODES) else 1
-
-
-def _result(stdout: str) -> dict[str, Any] | None:
-    for line in reversed(stdout.splitlines()):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # not ours (a library printing)
-        if isinstance(event, dict) and event.get("event") == "result":
-            result: dict[str, Any] = event["result"]
-            return result
-    return None
 
 
 if __name__ == "__main__":

@@ -447,15 +447,24 @@ def _finish(kind: str, process: subprocess.Popen[str], timeout: float) -> dict[s
     except subprocess.TimeoutExpired:
         process.kill()
         stdout, stderr = process.communicate()
+    result = child_result(stdout)
+    if result is not None:
+        return analyse(result)
+    tail = "\n".join(stderr.strip().splitlines()[-3:])
+    print(f"  the {kind} child failed (exit {process.returncode}): {tail}", flush=True)
+    return None
+
+
+def child_result(stdout: str) -> dict[str, Any] | None:
+    """The ``{"event": "result", "result": ...}`` line a child printed last; None without one."""
     for line in reversed(stdout.splitlines()):
         try:
             event = json.loads(line)
         except ValueError:
             continue  # not ours (a library printing)
         if isinstance(event, dict) and event.get("event") == "result":
-            return analyse(event["result"])
-    tail = "\n".join(stderr.strip().splitlines()[-3:])
-    print(f"  the {kind} child failed (exit {process.returncode}): {tail}", flush=True)
+            result: dict[str, Any] = event["result"]
+            return result
     return None
 
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,28 +143,30 @@ def test_a_side_without_samples_is_reported_not_a_crash(tmp_path: Path) -> None:
     assert not any(g["met"] for g in latency_goals)
 
 
+def _run_alone(
+    script: str, *args: str, folder: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run a LiveKit benchmark with ``--quick`` (it moves into a private network namespace):
+    it must exit 0 and write its JSON figures, which are returned with the process."""
+    require_netns()
+    json_path = folder / f"{script}.json"
+    process = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", *args, "--json", str(json_path)],
+        capture_output=True,
+        text=True,
+        timeout=SCRIPT_TIMEOUT,
+        cwd=folder,
+    )
+    assert process.returncode == 0, f"{process.stdout[-2000:]}\n{process.stderr[-3000:]}"
+    figures: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
+    return process, figures
+
+
 def test_livekit_rows_run_in_a_private_namespace(tmp_path: Path) -> None:
     """``--livekit`` (e2e.py here; overhead.py and scale.py share its re-run): the script moves
     into a private network namespace and measures the SDK and the raw livekit client over the
     LiveKit transport, with issue 12's goals. Alone, after the others: libwebrtc is busy."""
-    require_netns()
-    json_path = tmp_path / "e2e.json"
-    process = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "e2e.py"),
-            "--quick",
-            "--livekit",
-            "--json",
-            str(json_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=SCRIPT_TIMEOUT,
-        cwd=tmp_path,
-    )
-    assert process.returncode == 0, f"{process.stdout[-2000:]}\n{process.stderr[-3000:]}"
-    figures = json.loads(json_path.read_text(encoding="utf-8"))
+    process, figures = _run_alone("e2e.py", "--livekit", folder=tmp_path)
     clients = {row["client"] for row in figures["rows"]}
     assert {"sdk livekit", "raw livekit"} <= clients, clients
     assert all(row["new_fps"] > 0 for row in figures["rows"] if "livekit" in row["client"])
@@ -178,17 +181,7 @@ def test_livekit_rows_run_in_a_private_namespace(tmp_path: Path) -> None:
 def test_livekit_rooms_measures_what_the_package_keeps_per_room(tmp_path: Path) -> None:
     """``livekit_rooms.py``: plain ``livekit`` rooms joined and left, in each signalling mode,
     with a fitted figure per mode. Alone: libwebrtc is busy."""
-    require_netns()
-    json_path = tmp_path / "livekit_rooms.json"
-    process = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "livekit_rooms.py"), "--quick", "--json", str(json_path)],
-        capture_output=True,
-        text=True,
-        timeout=SCRIPT_TIMEOUT,
-        cwd=tmp_path,
-    )
-    assert process.returncode == 0, f"{process.stdout[-2000:]}\n{process.stderr[-3000:]}"
-    figures = json.loads(json_path.read_text(encoding="utf-8"))
+    process, figures = _run_alone("livekit_rooms.py", folder=tmp_path)
     rows = figures["rows"]
     assert [row["mode"] for row in rows] == ["join v1", "join v0", "session v1"]
     for row in rows:

@@ -30,7 +30,7 @@ from livekit_server import MODEL, RoomServer
 from decart_sync._ice import host_addresses
 from decart_sync._receivers import MarkerJitterBuffer
 from decart_sync.emulator import Emulator
-from decart_sync.emulator.livekit import INFERENCE_IDENTITY
+from decart_sync.emulator.livekit import INFERENCE_IDENTITY, RoomTicket
 from decart_sync.emulator.livekit.grants import AccessTokens
 from decart_sync.testing import require_netns, run_in_netns
 
@@ -321,39 +321,46 @@ def _media_sections(sdp: str) -> dict[str, str]:
     return sections
 
 
+async def _converse_single_peer(
+    ticket: RoomTicket, videos: int, talk: Callable[[SignalClient], Awaitable[T]]
+) -> tuple[T, list[str]]:
+    """Join in single-peer-connection mode with an offer of ``videos`` recvonly video m-lines,
+    let ``talk`` speak, and return what it returned and the mids of those m-lines."""
+    pc, offer = await _single_peer_offer(videos)
+    try:
+        url = f"{ticket.livekit_url}/rtc/v1"
+        headers = {"Authorization": f"Bearer {ticket.token}"}
+        params = {"join_request": _join_request(offer)}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url, headers=headers, params=params) as ws,
+        ):
+            said = await talk(SignalClient(ws))
+        return said, [t.mid for t in pc.getTransceivers() if t.kind == "video" and t.mid]
+    finally:
+        await pc.close()
+
+
 def test_a_single_peer_connection_join_gets_its_offer_answered_with_the_model_video(
     server: RoomServer,
 ) -> None:
     assert server.ticket is not None
-    ticket = server.ticket
+    kinds: list[str] = []
 
-    async def scenario() -> tuple[Any, Any, str, list[str], Any]:
-        pc, offer = await _single_peer_offer(videos=2)
-        try:
-            url = f"{ticket.livekit_url}/rtc/v1"
-            headers = {"Authorization": f"Bearer {ticket.token}"}
-            params = {"join_request": _join_request(offer)}
-            async with (
-                aiohttp.ClientSession() as session,
-                session.ws_connect(url, headers=headers, params=params) as ws,
-            ):
-                client = SignalClient(ws)
-                kinds: list[str] = []
-                join = await client.receive("join", seen=kinds)
-                answer = await client.receive("answer", seen=kinds)
-                await client.send(ping_req=rtc.Ping(timestamp=7))
-                pong = await client.receive("pong_resp", seen=kinds)
-                await client.send(leave=rtc.LeaveRequest())
-            videos = [t.mid for t in pc.getTransceivers() if t.kind == "video"]
-            return join, answer, videos[0], kinds, pong
-        finally:
-            await pc.close()
+    async def talk(client: SignalClient) -> tuple[Any, Any, Any]:
+        join = await client.receive("join", seen=kinds)
+        answer = await client.receive("answer", seen=kinds)
+        await client.send(ping_req=rtc.Ping(timestamp=7))
+        pong = await client.receive("pong_resp", seen=kinds)
+        await client.send(leave=rtc.LeaveRequest())
+        return join, answer, pong
 
-    join, answer, first_video, kinds, pong = asyncio.run(scenario())
+    (join, answer, pong), videos = asyncio.run(_converse_single_peer(server.ticket, 2, talk))
     [inference] = join.other_participants
     [track] = inference.tracks
     # The model's video goes on the first recvonly video m-line, named there by its mid and in
     # its stream id; the other video m-line stays unused.
+    first_video = videos[0]
     assert answer.type == "answer" and answer.id == 1
     assert dict(answer.mid_to_track_id) == {first_video: track.sid}
     sections = _media_sections(answer.sdp)
@@ -369,27 +376,14 @@ def test_an_offer_with_no_video_line_to_send_on_gets_a_media_sections_requiremen
     server: RoomServer,
 ) -> None:
     assert server.ticket is not None
-    ticket = server.ticket
 
-    async def scenario() -> tuple[Any, Any]:
-        pc, offer = await _single_peer_offer(videos=0)
-        try:
-            url = f"{ticket.livekit_url}/rtc/v1"
-            headers = {"Authorization": f"Bearer {ticket.token}"}
-            params = {"join_request": _join_request(offer)}
-            async with (
-                aiohttp.ClientSession() as session,
-                session.ws_connect(url, headers=headers, params=params) as ws,
-            ):
-                client = SignalClient(ws)
-                answer = await client.receive("answer")
-                requirement = await client.receive("media_sections_requirement")
-                await client.send(leave=rtc.LeaveRequest())
-            return answer, requirement
-        finally:
-            await pc.close()
+    async def talk(client: SignalClient) -> tuple[Any, Any]:
+        answer = await client.receive("answer")
+        requirement = await client.receive("media_sections_requirement")
+        await client.send(leave=rtc.LeaveRequest())
+        return answer, requirement
 
-    answer, requirement = asyncio.run(scenario())
+    (answer, requirement), _ = asyncio.run(_converse_single_peer(server.ticket, 0, talk))
     assert dict(answer.mid_to_track_id) == {}
     assert (requirement.num_videos, requirement.num_audios) == (1, 0)
 

@@ -12,13 +12,13 @@ transport's peer connection does (``emulator/peer.py``).
 
 Bundling is ``max-bundle``, not aiortc's default ``balanced``. The SDK's publisher offer holds
 three recvonly audio and three recvonly video m-lines before its track (its single-connection
-offer, or what is left of it after falling back to two connections), bundled on an audio one. Under ``balanced`` aiortc puts each video
-m-line after the first on that first video m-line's own transport and then never moves them to
-the bundle's, so the track's packets arrive on a transport that has no receiver for them and
-are dropped. Under ``max-bundle`` every m-line starts on the first one's transport, which is the
-bundle's, provided the first one created is the first in the description: a server that offers
-must add its tracks before its data channels (aiortc otherwise stops the shared transport when
-it applies the answer's bundle).
+offer, or what is left of it after falling back to two connections), bundled on an audio one.
+Under ``balanced`` aiortc puts each video m-line after the first on that first video m-line's
+own transport and then never moves them to the bundle's, so the track's packets arrive on a
+transport that has no receiver for them and are dropped. Under ``max-bundle`` every m-line
+starts on the first one's transport, which is the bundle's, provided the first one created is
+the first in the description: a server that offers must add its tracks before its data channels
+(aiortc otherwise stops the shared transport when it applies the answer's bundle).
 """
 
 from __future__ import annotations
