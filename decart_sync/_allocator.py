@@ -13,9 +13,8 @@ buffer freed by one thread is reused by the next frame whichever thread allocate
 free space does not multiply by the number of threads. When the last session of the process
 closes, the cycle collector runs (aiortc's peer connections are reference cycles that hold
 codec state, 4 MB a session at 1280x720) and ``malloc_trim(0)`` hands the heap's free pages
-back. Small allocations still go through
-each thread's lock-free cache, so sharing the arena costs little at video rates (figures in
-benchmarks/README.md, "Memory").
+back. Small allocations still go through each thread's lock-free cache, so sharing the arena
+costs little at video rates (figures in benchmarks/README.md, "Memory").
 
 (Mapping frame-sized blocks instead, with a fixed ``M_MMAP_THRESHOLD``, also returns them, but
 every frame buffer then arrives as fresh pages the kernel must fault in and zero: 1.3 ms more CPU

@@ -165,7 +165,7 @@ class RoomHost:
         """Serve the rooms on ``app`` (before it starts), and close them when it shuts down."""
         app.router.add_get(f"{self.prefix}/rtc", self._signal)
         app.router.add_get(f"{self.prefix}/rtc/validate", self._validate)
-        app.router.add_get(f"{self.prefix}/rtc/v1", self._signal)
+        app.router.add_get(f"{self.prefix}/rtc/v1", self._single_peer_signal)
         app.router.add_get(f"{self.prefix}/rtc/v1/validate", self._validate)
 
         async def close_rooms(_: web.Application) -> None:
@@ -196,13 +196,21 @@ class RoomHost:
         return web.Response(text="success")
 
     async def _signal(self, request: web.Request) -> web.StreamResponse:
+        """``/rtc``: two peer connections; the client's settings are query parameters."""
+        return await self._serve(request, single_peer=False)
+
+    async def _single_peer_signal(self, request: web.Request) -> web.StreamResponse:
+        """``/rtc/v1``: one peer connection; the settings and first offer in ``join_request``."""
+        return await self._serve(request, single_peer=True)
+
+    async def _serve(self, request: web.Request, *, single_peer: bool) -> web.StreamResponse:
         try:
             room, grant = self._admit(request)
         except TokenRefused as exc:
             _log.info("room join refused (%s): %s", exc.status, exc)
             return web.Response(status=exc.status, text=str(exc))
         join: rtc.JoinRequest | None = None
-        if request.path.endswith("/v1"):
+        if single_peer:
             try:
                 join = parse_join_request(request.query.get("join_request", ""))
             except ValueError as exc:

@@ -191,24 +191,23 @@ class Participant:
     async def _answer(self, offer: rtc.SessionDescription) -> None:
         """Answer an offer on the publisher connection (in single-peer-connection mode, the
         only one): take the client's tracks, and place the subscription if it goes here."""
-        placed = self._subscription_mid
+        placed_before = self._subscription_mid is not None
         sdp = await self.publisher.answer(offer.sdp, self._attach)
-        mapping = {}
-        if self._subscription_mid is not None:
-            mapping[self._subscription_mid] = self.room.video_track_sid
+        mid = self._subscription_mid
+        mapping = {} if mid is None else {mid: self.room.video_track_sid}
         await self.socket.send(
             answer=rtc.SessionDescription(
                 type="answer", sdp=sdp, id=offer.id, mid_to_track_id=mapping
             )
         )
-        if self.subscriber is not None or not self.can_subscribe:
+        if self.subscriber is not None or not self.can_subscribe or placed_before:
             return
-        if self._subscription_mid is None:
+        if mid is None:
             # No recvonly video m-line to send on: ask for one; the client offers again.
             await self.socket.send(
                 media_sections_requirement=rtc.MediaSectionsRequirement(num_videos=1)
             )
-        elif placed is None:
+        else:  # placed by this answer: the connection now carries the subscription
             self._open_data_channels(self.publisher.pc)
 
     def _attach(self, pc: RTCPeerConnection) -> None:
